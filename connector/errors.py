@@ -1,0 +1,132 @@
+"""The one exception tree of ead-connector.
+
+Every error the connector raises on purpose derives from :class:`ConnectorError`. Each class
+has a stable machine-readable ``code`` (used in acknowledgements, problem+json bodies and CLI
+output) and an ``http_status``; the class docstring is its default message.
+
+::
+
+    ConnectorError                                  500  connector_error
+    ├── InvalidMessage (ValueError)                 400  invalid_message
+    │   ├── XmlTooLarge                             413  xml_too_large
+    │   ├── XmlUnsafe                               400  xml_unsafe
+    │   │   ├── XmlDoctypeForbidden                 400  xml_doctype_forbidden
+    │   │   └── XmlTooDeep                          400  xml_too_deep
+    │   ├── XmlEncodingUnsupported                  400  xml_encoding_unsupported
+    │   ├── XmlMalformed                            400  xml_malformed
+    │   ├── MessageKindUnknown                      400  message_kind_unknown
+    │   └── EnvelopeInvalid                         400  envelope_invalid
+    ├── UnknownCode (ValueError)                    400  unknown_code
+    └── ConfigurationError                          500  configuration_invalid
+
+Per-item faults inside an otherwise usable batch are not exceptions: they are reported as
+:class:`connector.core.model.ItemError` values so the good items beside them go on.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "ConfigurationError",
+    "ConnectorError",
+    "EnvelopeInvalid",
+    "InvalidMessage",
+    "MessageKindUnknown",
+    "UnknownCode",
+    "XmlDoctypeForbidden",
+    "XmlEncodingUnsupported",
+    "XmlMalformed",
+    "XmlTooDeep",
+    "XmlTooLarge",
+    "XmlUnsafe",
+]
+
+
+class ConnectorError(Exception):
+    """The connector could not complete the operation."""
+
+    code: ClassVar[str] = "connector_error"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str | None = None, **context: object) -> None:
+        self.message = message or (self.__doc__ or self.code).strip().splitlines()[0]
+        self.context = context
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_dict(self) -> dict[str, object]:
+        """The error as a JSON-ready mapping with its stable code."""
+        return {"code": self.code, "message": self.message, **self.context}
+
+
+class InvalidMessage(ConnectorError, ValueError):
+    """The message cannot be used."""
+
+    code = "invalid_message"
+    http_status = 400
+
+
+class XmlTooLarge(InvalidMessage):
+    """The message is larger than the configured limit."""
+
+    code = "xml_too_large"
+    http_status = 413
+
+
+class XmlUnsafe(InvalidMessage):
+    """The message uses an XML feature that is not allowed."""
+
+    code = "xml_unsafe"
+
+
+class XmlDoctypeForbidden(XmlUnsafe):
+    """The message contains a DOCTYPE declaration; DTDs and entities are not accepted."""
+
+    code = "xml_doctype_forbidden"
+
+
+class XmlTooDeep(XmlUnsafe):
+    """The message nests elements deeper than the configured limit."""
+
+    code = "xml_too_deep"
+
+
+class XmlEncodingUnsupported(InvalidMessage):
+    """The message is not encoded in UTF-8."""
+
+    code = "xml_encoding_unsupported"
+
+
+class XmlMalformed(InvalidMessage):
+    """The message is not well-formed XML."""
+
+    code = "xml_malformed"
+
+
+class MessageKindUnknown(InvalidMessage):
+    """The root element does not name a message kind this connector accepts."""
+
+    code = "message_kind_unknown"
+
+
+class EnvelopeInvalid(InvalidMessage):
+    """The batch envelope (header or item list) does not conform to its schema."""
+
+    code = "envelope_invalid"
+
+
+class UnknownCode(ConnectorError, ValueError):
+    """A value is not a member of its closed vocabulary."""
+
+    code = "unknown_code"
+    http_status = 400
+
+
+class ConfigurationError(ConnectorError):
+    """The configuration is invalid."""
+
+    code = "configuration_invalid"
+    http_status = 500
