@@ -1,0 +1,1 @@
+"""Pure core: bytes and values in, values out; no I/O."""
