@@ -1,0 +1,289 @@
+"""Business rules beyond the XSD, checked on schema-valid items.
+
+The rules run in one pass over the items. They rely on the schema having accepted each item
+(element order and presence), so they read children by position and never re-validate
+structure. Reference data comes from maintained sources, not hand-typed lists: ISO 3166-1
+countries and ISO 4217 currencies from pycountry; HS chapters are 01-97 except the reserved 77.
+
+=========================  ==========================================================
+code                       fault
+=========================  ==========================================================
+s10_check_digit            the S10 item id's check digit is wrong
+country_unknown            a country code is not an ISO 3166-1 alpha-2 country
+currency_unknown           a currency code is not an ISO 4217 currency
+currency_mismatch          a content line's currency differs from the item's
+value_total_mismatch       the content line values do not add up to the total value
+weight_exceeds_gross       the content net weights add up to more than the gross weight
+duplicate_item_id          the item id already occurs earlier in the same batch
+ioss_invalid               the IOSS number is not IM + 3-digit country + 7 digits
+hs_code_missing            a content line has no HS code (required except for documents)
+hs_chapter_unknown         the HS code's chapter (first 2 digits) does not exist
+destination_mismatch       the transport destination is not the addressee's country
+=========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
+from functools import cache
+
+import pycountry
+from lxml import etree
+
+from connector.core.model import ItemError
+from connector.core.s10 import check_digit
+
+__all__ = ["RULE_CODES", "check_items", "element_path"]
+
+RULE_CODES: tuple[str, ...] = (
+    "s10_check_digit",
+    "country_unknown",
+    "currency_unknown",
+    "currency_mismatch",
+    "value_total_mismatch",
+    "weight_exceeds_gross",
+    "duplicate_item_id",
+    "ioss_invalid",
+    "hs_code_missing",
+    "hs_chapter_unknown",
+    "destination_mismatch",
+)
+
+_ErrorFactory = Callable[[etree._Element, str, str], ItemError]
+"""Makes the error of one item from the offending node, a code and a message."""
+
+HS_CHAPTERS = frozenset(f"{chapter:02d}" for chapter in range(1, 98) if chapter != 77)
+_IOSS_FORM = re.compile(r"IM([0-9]{3})[0-9]{7}")
+
+
+@cache
+def country_codes() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes of all countries."""
+    return frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+@cache
+def _country_numeric_codes() -> frozenset[str]:
+    return frozenset(country.numeric for country in pycountry.countries)
+
+
+@cache
+def currency_codes() -> frozenset[str]:
+    """ISO 4217 alphabetic codes of all currencies."""
+    return frozenset(currency.alpha_3 for currency in pycountry.currencies)
+
+
+def element_path(node: etree._Element) -> str:
+    """XPath-like path of ``node`` with local names and 1-based positions where repeated."""
+    steps: list[str] = []
+    current: etree._Element | None = node
+    while current is not None:
+        name = etree.QName(current).localname
+        parent = current.getparent()
+        if parent is not None:
+            same = list(parent.iterchildren(current.tag))
+            if len(same) > 1:
+                name = f"{name}[{same.index(current) + 1}]"
+        steps.append(name)
+        current = parent
+    return "/" + "/".join(reversed(steps))
+
+
+def _text(node: etree._Element) -> str:
+    return (node.text or "").strip()
+
+
+def _is_in(node: etree._Element, codes: frozenset[str]) -> bool:
+    """Whether the node's text, white space collapsed as by the schema, is one of ``codes``."""
+    return node.text in codes or _text(node) in codes
+
+
+class _Checker:
+    """Judges the items of one message (the namespace decides the tags)."""
+
+    def __init__(self, namespace: str) -> None:
+        def tag(name: str) -> str:
+            return f"{{{namespace}}}{name}"
+
+        self.countries = country_codes()
+        self.currencies = currency_codes()
+        self.numeric = _country_numeric_codes()
+        self.office = tag("OfficeOfOrigin")
+        self.comments = tag("Comments")
+        self.importer = tag("Importer")
+        self.ioss = tag("IossNumber")
+        self.hs_code = tag("HsCode")
+        self.destination = tag("DestinationCountry")
+
+    def item(self, index: int, item: etree._Element) -> Iterator[ItemError]:
+        """Faults of one schema-valid item."""
+        # Item: ItemId, Category, PostingDate, OfficeOfOrigin?, Sender, Addressee,
+        # GrossWeight, TotalValue, Currency, Postage?, InsuredValue?, Importer?, Contents,
+        # Transport, Comments?
+        at = 4 if item[3].tag == self.office else 3
+        end = -2 if item[-1].tag == self.comments else -1
+        id_node = item[0]
+        item_id = (id_node.text or "").strip()
+
+        def error(node: etree._Element, code: str, message: str) -> ItemError:
+            return ItemError(index, item_id, element_path(node), code, message)
+
+        expected = check_digit(item_id[2:10])
+        if expected != int(item_id[10]):
+            yield error(
+                id_node,
+                "s10_check_digit",
+                f"check digit of item id {item_id!r} should be {expected}, not {item_id[10]}",
+            )
+        if item_id[11:] not in self.countries:
+            yield error(
+                id_node,
+                "country_unknown",
+                f"the issuer country {item_id[11:]!r} of item id {item_id!r} "
+                "is not an ISO 3166-1 alpha-2 country",
+            )
+
+        sender_country = item[at][1][-1]  # Party/Address/Country
+        addressee_country = item[at + 1][1][-1]
+        transport = item[end]
+        departure_country = transport[0]
+        # Transport: DepartureCountry, DepartureAirport?, DepartureTime?, DestinationCountry, ...
+        destination_country = transport[1]
+        while destination_country.tag != self.destination:
+            destination_country = destination_country.getnext()  # type: ignore[assignment]
+        countries = self.countries
+        for node in (sender_country, addressee_country, departure_country, destination_country):
+            if not _is_in(node, countries):
+                yield self._unknown_country(error, node)
+        if destination_country.text != addressee_country.text and _text(
+            destination_country
+        ) != _text(addressee_country):
+            yield error(
+                destination_country,
+                "destination_mismatch",
+                f"transport destination {_text(destination_country)!r} is not the "
+                f"addressee's country {_text(addressee_country)!r}",
+            )
+
+        currency_node = item[at + 4]
+        currency = _text(currency_node)
+        currencies = self.currencies
+        if currency not in currencies:
+            yield self._unknown_currency(error, currency_node)
+
+        needs_hs = item[1].text != "DOCUMENTS" and _text(item[1]) != "DOCUMENTS"
+        total_value = Decimal(0)
+        net_weight = Decimal(0)
+        for line in item[end - 1]:
+            # Line: Description, Quantity, NetWeight, Value, Currency, HsCode?, OriginCountry
+            # Decimal() ignores surrounding white space, as the schema does.
+            net_weight += Decimal(line[2].text)  # type: ignore[arg-type]
+            total_value += Decimal(line[3].text)  # type: ignore[arg-type]
+            line_currency = line[4].text
+            if line_currency == currency:
+                pass
+            elif (line_currency := _text(line[4])) not in currencies:
+                yield self._unknown_currency(error, line[4])
+            elif line_currency != currency:
+                yield error(
+                    line[4],
+                    "currency_mismatch",
+                    f"line currency {line_currency!r} differs from the item currency "
+                    f"{currency!r}; declare all lines in the item's currency",
+                )
+            hs_node = line[5] if line[5].tag == self.hs_code else None
+            if hs_node is None:
+                if needs_hs:
+                    yield error(
+                        line,
+                        "hs_code_missing",
+                        "content line has no HS code; an HS code of 6 to 10 digits is "
+                        "required for every category except DOCUMENTS",
+                    )
+            elif (hs_node.text or "")[:2] not in HS_CHAPTERS and _text(hs_node)[
+                :2
+            ] not in HS_CHAPTERS:
+                yield error(
+                    hs_node,
+                    "hs_chapter_unknown",
+                    f"HS code {_text(hs_node)!r} has chapter {_text(hs_node)[:2]!r}; "
+                    "HS chapters are 01 to 97 (77 is reserved)",
+                )
+            if not _is_in(line[-1], countries):
+                yield self._unknown_country(error, line[-1])
+
+        total_node = item[at + 3]
+        if Decimal(total_node.text) != total_value:  # type: ignore[arg-type]
+            yield error(
+                total_node,
+                "value_total_mismatch",
+                f"total value {_text(total_node)} is not the sum of the content line "
+                f"values ({total_value})",
+            )
+        gross_node = item[at + 2]
+        if net_weight > Decimal(gross_node.text):  # type: ignore[arg-type]
+            yield error(
+                gross_node,
+                "weight_exceeds_gross",
+                f"content net weights add up to {net_weight} kg, more than the gross "
+                f"weight {_text(gross_node)} kg",
+            )
+
+        importer = item[end - 2]
+        # Importer: IossNumber?, Eori?
+        ioss_node = importer[0] if importer.tag == self.importer else None
+        if ioss_node is not None and ioss_node.tag != self.ioss:
+            ioss_node = None
+        if ioss_node is not None:
+            form = _IOSS_FORM.fullmatch(_text(ioss_node))
+            if form is None or form.group(1) not in self.numeric:
+                yield error(
+                    ioss_node,
+                    "ioss_invalid",
+                    f"IOSS number {_text(ioss_node)!r} must be IM, a 3-digit ISO 3166-1 "
+                    "numeric country code and 7 digits (e.g. IM2500000001)",
+                )
+
+    @staticmethod
+    def _unknown_country(error: _ErrorFactory, node: etree._Element) -> ItemError:
+        return error(
+            node,
+            "country_unknown",
+            f"country code {_text(node)!r} is not an ISO 3166-1 alpha-2 country",
+        )
+
+    @staticmethod
+    def _unknown_currency(error: _ErrorFactory, node: etree._Element) -> ItemError:
+        return error(
+            node,
+            "currency_unknown",
+            f"currency code {_text(node)!r} is not an ISO 4217 currency",
+        )
+
+
+def check_items(
+    container: etree._Element, items: Sequence[etree._Element], skip: frozenset[int]
+) -> Iterator[ItemError]:
+    """Business-rule errors of schema-valid ``items`` of the message ``container``.
+
+    Items whose index is in ``skip`` (already rejected by the schema) are not judged, and
+    do not count as earlier occurrences of an id.
+    """
+    checker = _Checker(etree.QName(container).namespace or "")
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if index in skip:
+            continue
+        yield from checker.item(index, item)
+        id_node = item[0]
+        first = seen.setdefault(_text(id_node), index)
+        if first != index:
+            yield ItemError(
+                index,
+                _text(id_node),
+                element_path(id_node),
+                "duplicate_item_id",
+                f"item id {_text(id_node)!r} already occurs at position {first} of this batch",
+            )
