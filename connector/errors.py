@@ -17,6 +17,13 @@ output) and an ``http_status``; the class docstring is its default message.
     │   ├── MessageKindUnknown                      400  message_kind_unknown
     │   └── EnvelopeInvalid                         400  envelope_invalid
     ├── UnknownCode (ValueError)                    400  unknown_code
+    ├── NotAuthenticated                            401  not_authenticated
+    ├── Forbidden                                   403  forbidden
+    ├── NotFound                                    404  not_found
+    ├── UnsupportedMediaType                        415  unsupported_media_type
+    ├── IllegalTransition                           409  illegal_transition
+    ├── StoreUnavailable                            503  store_unavailable
+    ├── SourceUnavailable                           502  source_unavailable
     └── ConfigurationError                          500  configuration_invalid
 
 Per-item faults inside an otherwise usable batch are not exceptions: they are reported as
@@ -31,9 +38,16 @@ __all__ = [
     "ConfigurationError",
     "ConnectorError",
     "EnvelopeInvalid",
+    "Forbidden",
+    "IllegalTransition",
     "InvalidMessage",
     "MessageKindUnknown",
+    "NotAuthenticated",
+    "NotFound",
+    "SourceUnavailable",
+    "StoreUnavailable",
     "UnknownCode",
+    "UnsupportedMediaType",
     "XmlDoctypeForbidden",
     "XmlEncodingUnsupported",
     "XmlMalformed",
@@ -123,6 +137,55 @@ class UnknownCode(ConnectorError, ValueError):
 
     code = "unknown_code"
     http_status = 400
+
+
+class NotAuthenticated(ConnectorError):
+    """Credentials are missing or not valid."""
+
+    code = "not_authenticated"
+    http_status = 401
+
+
+class Forbidden(ConnectorError):
+    """The caller may not act on this resource."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class NotFound(ConnectorError):
+    """No such resource is visible to the caller."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class UnsupportedMediaType(ConnectorError):
+    """The request body is not of a media type this route accepts."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class IllegalTransition(ConnectorError):
+    """The item cannot move to that state from the state it is in."""
+
+    code = "illegal_transition"
+    http_status = 409
+
+
+class StoreUnavailable(ConnectorError):
+    """The database cannot be used right now; nothing was stored."""
+
+    code = "store_unavailable"
+    http_status = 503
+
+
+class SourceUnavailable(ConnectorError):
+    """An operator's pull source could not be read; its cursor is unchanged."""
+
+    code = "source_unavailable"
+    http_status = 502
 
 
 class ConfigurationError(ConnectorError):

@@ -16,14 +16,23 @@ from connector.errors import UnknownCode
 
 __all__ = [
     "AcceptedItem",
+    "AckItem",
+    "Acknowledgement",
     "Address",
     "BatchHeader",
     "ContentLine",
     "CustomsDecision",
+    "IncomingItem",
+    "Intake",
+    "IntakeResult",
+    "IntakeStatus",
     "ItemCategory",
     "ItemError",
+    "ItemEvent",
+    "ItemState",
     "Party",
     "PostalItem",
+    "StoredItem",
     "Transport",
 ]
 
@@ -171,3 +180,136 @@ class AcceptedItem:
 
     item_index: int
     item_id: str
+
+
+class ItemState(_ClosedEnum):
+    """Where an item is in its life (see :mod:`connector.core.lifecycle`)."""
+
+    RECEIVED = "RECEIVED"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    FORWARDING = "FORWARDING"
+    FORWARDED = "FORWARDED"
+    DECIDED = "DECIDED"
+    NOTIFIED = "NOTIFIED"
+    DEAD = "DEAD"
+    AMENDED = "AMENDED"
+    CANCELLED = "CANCELLED"
+
+
+class IntakeStatus(_ClosedEnum):
+    """What the store made of one incoming item."""
+
+    #: First time seen: stored, an event written, queued for forwarding.
+    NEW = "NEW"
+    #: Seen before with the same content: nothing changed (idempotent resend).
+    DUPLICATE = "DUPLICATE"
+    #: Seen before with other content: refused; changes go through an amendment.
+    CONFLICT = "CONFLICT"
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingItem:
+    """An accepted item on its way into the store."""
+
+    item_index: int
+    item_id: str
+    destination_country: str
+    digest: str
+    item_xml: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """One batch to store atomically: its accepted items and (for a pull) the new cursor."""
+
+    operator_id: str
+    batch_id: str
+    received_at: datetime
+    payload_digest: str
+    item_count: int
+    items: tuple[IncomingItem, ...]
+    rejected: tuple[ItemError, ...]
+    source: str  # "push" or "pull"
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    """The store's verdict on one incoming item."""
+
+    item_index: int
+    item_id: str
+    status: IntakeStatus
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item as the connector holds it."""
+
+    reference: str
+    operator_id: str
+    item_id: str
+    version: int
+    state: ItemState
+    destination_country: str
+    batch_id: str
+    digest: str
+    received_at: datetime
+    updated_at: datetime
+    item_xml: bytes
+    decision: CustomsDecision | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemEvent:
+    """One row of an item's append-only history."""
+
+    reference: str
+    at: datetime
+    actor: str
+    from_state: ItemState | None
+    to_state: ItemState
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AckItem:
+    """The acknowledgement of one item of a batch."""
+
+    item_index: int
+    item_id: str
+    accepted: bool
+    reference: str | None = None
+    errors: tuple[ItemError, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """The answer to an item batch: per item accepted (with reference) or rejected."""
+
+    batch_id: str
+    operator_id: str
+    received_at: datetime
+    items: tuple[AckItem, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON form of DESIGN.md section 5."""
+        return {
+            "batch_id": self.batch_id,
+            "operator_id": self.operator_id,
+            "received_at": self.received_at.isoformat(),
+            "items": [
+                {
+                    "item_index": item.item_index,
+                    "item_id": item.item_id,
+                    "status": "accepted" if item.accepted else "rejected",
+                    "reference": item.reference,
+                    "errors": [
+                        {"code": e.code, "path": e.path, "message": e.message} for e in item.errors
+                    ],
+                }
+                for item in self.items
+            ],
+        }

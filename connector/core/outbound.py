@@ -1,0 +1,49 @@
+"""Messages the connector writes: built from domain values, valid against their schemas."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from connector.core.model import Acknowledgement
+from connector.core.schemas import MessageKind
+
+__all__ = ["acknowledgement_xml", "xml_datetime"]
+
+
+def xml_datetime(value: datetime) -> str:
+    """An xs:dateTime in UTC with millisecond precision and a Z."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _child(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
+    child = etree.SubElement(parent, f"{{{etree.QName(parent).namespace}}}{name}")
+    child.text = text
+    return child
+
+
+def acknowledgement_xml(ack: Acknowledgement) -> bytes:
+    """The acknowledgement of an item batch (acknowledgement-1.xsd)."""
+    ns = MessageKind.ACKNOWLEDGEMENT.namespace
+    root = etree.Element(f"{{{ns}}}Acknowledgement", nsmap={None: ns})  # type: ignore[dict-item]
+    _child(root, "BatchId", ack.batch_id)
+    _child(root, "OperatorId", ack.operator_id)
+    _child(root, "ReceivedAt", xml_datetime(ack.received_at))
+    items = _child(root, "Items")
+    for item in ack.items:
+        node = _child(items, "Item")
+        _child(node, "ItemIndex", str(item.item_index))
+        _child(node, "ItemId", item.item_id[:64])
+        _child(node, "Status", "accepted" if item.accepted else "rejected")
+        if item.reference is not None:
+            _child(node, "Reference", item.reference)
+        if item.errors:
+            errors = _child(node, "Errors")
+            for error in item.errors:
+                entry = _child(errors, "Error")
+                _child(entry, "Code", error.code)
+                _child(entry, "Path", error.path or ".")
+                _child(entry, "Message", error.message[:1000])
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -1,0 +1,159 @@
+"""The ports: small Protocols between the flow stages and the adapters.
+
+Each port has a real adapter under :mod:`connector.adapters` and an in-memory fake in
+:mod:`connector.testing`; both pass the same contract tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from connector.core.model import (
+    IncomingItem,
+    Intake,
+    IntakeResult,
+    ItemEvent,
+    StoredItem,
+)
+
+__all__ = [
+    "Clock",
+    "FetchedBatch",
+    "ItemStore",
+    "OperatorRecord",
+    "OperatorSource",
+    "ScheduleState",
+]
+
+
+class Clock(Protocol):
+    """Tells the time; inject a fixed one in tests."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRecord:
+    """A postal operator as authentication sees it."""
+
+    operator_id: str
+    name: str
+    enabled: bool = True
+    token_sha256: str | None = None
+    cert_sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the store knows about one pull schedule."""
+
+    schedule_id: str
+    paused: bool = False
+    last_fire_time: datetime | None = None
+    last_result: str | None = None
+    last_finished_at: datetime | None = None
+
+
+class ItemStore(Protocol):
+    """Durable state of the connector. Every method is one transaction."""
+
+    async def record_intake(self, intake: Intake) -> tuple[IntakeResult, ...]:
+        """Store a batch's accepted items with their events and forwarding work.
+
+        Per (operator, item id): a new item is stored as ACCEPTED with version 1, an
+        identical resend is a no-op (DUPLICATE, same reference), different content is a
+        CONFLICT and changes nothing. For a pull, ``intake.cursor`` is saved in the same
+        transaction. Results come in the order of ``intake.items``.
+        """
+        ...
+
+    async def get_item(self, operator_id: str, item_id: str) -> StoredItem | None:
+        """The operator's item, or None (never another operator's)."""
+        ...
+
+    async def find_items(self, item_id: str) -> tuple[StoredItem, ...]:
+        """Items with this id across all operators (administration only)."""
+        ...
+
+    async def item_events(self, reference: str) -> tuple[ItemEvent, ...]:
+        """An item's history, oldest first."""
+        ...
+
+    async def amend_item(
+        self, operator_id: str, item: IncomingItem, version: int, at: datetime
+    ) -> StoredItem:
+        """Replace an undecided item with ``version`` (= current version + 1).
+
+        Raises NotFound for an unknown item, IllegalTransition when it is decided, final
+        or ``version`` is not the current version + 1 (the message names the current one).
+        """
+        ...
+
+    async def cancel_item(
+        self, operator_id: str, item_id: str, version: int, reason: str, at: datetime
+    ) -> StoredItem:
+        """Withdraw an undecided item at its current ``version`` (errors as amend_item)."""
+        ...
+
+    async def get_cursor(self, operator_id: str) -> str | None:
+        """The operator's pull cursor (None before the first pull)."""
+        ...
+
+    async def record_pull_error(self, operator_id: str, error: str, at: datetime) -> None:
+        """Note a failed pull; the cursor stays where it was."""
+        ...
+
+    async def claim_tick(self, schedule_id: str, fire_time: datetime, owner: str) -> bool:
+        """Claim one scheduled run; only the first claimant of (schedule, fire time) wins."""
+        ...
+
+    async def finish_tick(
+        self, schedule_id: str, fire_time: datetime, result: str, at: datetime
+    ) -> None:
+        """Record how a claimed run ended (``ok: ...`` or ``error: ...``)."""
+        ...
+
+    async def set_paused(self, schedule_id: str, paused: bool) -> None:
+        """Pause or resume a schedule for every replica."""
+        ...
+
+    async def schedule_states(self) -> dict[str, ScheduleState]:
+        """Every schedule the store knows, by id."""
+        ...
+
+    async def upsert_operators(self, operators: tuple[OperatorRecord, ...]) -> None:
+        """Make the operators table match the configuration (by id)."""
+        ...
+
+    async def operator_by_token(self, token_sha256: str) -> OperatorRecord | None:
+        """The enabled operator whose token hashes to ``token_sha256``."""
+        ...
+
+    async def operator_by_cert(self, cert_sha256: str) -> OperatorRecord | None:
+        """The enabled operator whose client certificate has this SHA-256 fingerprint."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedBatch:
+    """One batch read from an operator's pull source."""
+
+    data: bytes
+    cursor: str  # the source position after this batch
+    name: str  # where it came from (file name or URL), for logs and errors
+
+
+class OperatorSource(Protocol):
+    """Where the connector pulls an operator's batches from."""
+
+    async def fetch(self, cursor: str | None) -> FetchedBatch | None:
+        """The next batch after ``cursor``, or None when there is nothing new."""
+        ...
+
+    async def done(self, batch: FetchedBatch, ok: bool, detail: str) -> None:
+        """Tell the source the batch was stored (ok) or refused (not ok)."""
+        ...
