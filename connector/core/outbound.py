@@ -9,13 +9,37 @@ from lxml import etree
 from connector.core.model import Acknowledgement
 from connector.core.schemas import MessageKind
 
-__all__ = ["acknowledgement_xml", "xml_datetime"]
+__all__ = ["acknowledgement_xml", "renamespace", "xml_datetime"]
 
 
 def xml_datetime(value: datetime) -> str:
     """An xs:dateTime in UTC with millisecond precision and a Z."""
     utc = value.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def renamespace(element: etree._Element, namespace: str) -> etree._Element:
+    """A copy of ``element`` with every element moved into ``namespace`` (default prefix).
+
+    Items travel between message kinds (item batch, amendment, declaration batch) that each
+    have their own namespace; the copy is rebuilt element by element, because retagging in
+    place can leave a stale namespace declaration behind.
+    """
+
+    def copy(source: etree._Element, parent: etree._Element | None) -> etree._Element:
+        name = f"{{{namespace}}}{etree.QName(source).localname}"
+        if parent is None:
+            target = etree.Element(name, nsmap={None: namespace})  # type: ignore[dict-item]
+        else:
+            target = etree.SubElement(parent, name)
+        target.text, target.tail = source.text, source.tail
+        for child in source:
+            copy(child, target)
+        return target
+
+    result = copy(element, None)
+    result.tail = None
+    return result
 
 
 def _child(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
