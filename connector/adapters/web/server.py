@@ -1,0 +1,280 @@
+"""The HTTP API (DESIGN.md section 5): operators push batches and read their items.
+
+:func:`build_web_app` is the only way to get the application; every dependency travels in a
+typed :class:`~aiohttp.web.AppKey`, so tests pass fakes to the factory instead of patching
+modules. Routes are listed in :data:`ROUTES`; a new route is one handler plus one line there.
+
+Every error leaves through :mod:`~connector.adapters.web.problems` as problem+json. Every
+route except ``/healthz`` and ``/readyz`` authenticates the operator first and sees only that
+operator's data. ``/readyz`` is unauthenticated on purpose (probes carry no credentials) and
+says only "ok" or ``store_unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Final
+
+import structlog
+from aiohttp import hdrs, web
+
+from connector.adapters.web import auth, problems
+from connector.core import outbound, xmlsafe
+from connector.core.model import Acknowledgement, ItemEvent, StoredItem
+from connector.errors import (
+    ConfigurationError,
+    NotFound,
+    StoreUnavailable,
+    UnsupportedMediaType,
+    XmlTooLarge,
+)
+from connector.flow.accept import AcceptService
+from connector.ports import Clock, ItemStore
+
+__all__ = [
+    "ACCEPT",
+    "ADMIN_TOKEN_SHA256",
+    "BODY_LIMITS",
+    "CLOCK",
+    "ROUTES",
+    "STORE",
+    "build_web_app",
+    "item_view",
+    "wants_json",
+]
+
+STORE: Final[web.AppKey[ItemStore]] = web.AppKey("store")
+ACCEPT: Final[web.AppKey[AcceptService]] = web.AppKey("accept", AcceptService)
+CLOCK: Final[web.AppKey[Clock]] = web.AppKey("clock")
+BODY_LIMITS: Final = web.AppKey("body_limits", xmlsafe.ParseLimits)
+"""``max_bytes`` is the largest request body a route reads."""
+ADMIN_TOKEN_SHA256: Final[web.AppKey[str | None]] = web.AppKey("admin_token_sha256")
+
+XML_MEDIA_TYPES: Final = frozenset({"application/xml", "text/xml"})
+JSON_MEDIA_TYPE: Final = "application/json"
+READY_TIMEOUT_SECONDS: Final = 2.0
+_READ_CHUNK: Final = 64 * 1024
+
+_log = structlog.get_logger("connector.web")
+
+
+# --- request helpers ------------------------------------------------------------------------
+
+
+def _require_xml_body(request: web.Request) -> None:
+    charset = (request.charset or "utf-8").lower()
+    if request.content_type not in XML_MEDIA_TYPES or charset not in {"utf-8", "utf8"}:
+        raise UnsupportedMediaType(
+            "send the batch as application/xml or text/xml in UTF-8, "
+            f"not {request.headers.get(hdrs.CONTENT_TYPE, 'no Content-Type')[:100]!r}"
+        )
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The whole body, refused (413) before reading when declared too large.
+
+    A chunked or compressed body has no usable Content-Length: it is read with a running
+    count and refused as soon as the count passes the limit, so no more than one network
+    chunk beyond the limit is ever held.
+    """
+    limits = request.app[BODY_LIMITS]
+    if request.content_length is not None:
+        xmlsafe.check_size(request.content_length, limits)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > limits.max_bytes:
+            raise XmlTooLarge(
+                f"The message is more than {limits.max_bytes} bytes; "
+                f"the limit is {limits.max_bytes} bytes.",
+                limit=limits.max_bytes,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _quality(ranges: list[tuple[str, float]], media_type: str) -> float:
+    """The q-value the most specific range of ``ranges`` gives ``media_type`` (0 if none)."""
+    main = media_type.split("/", 1)[0]
+    best_specificity, best_q = -1, 0.0
+    for media_range, q in ranges:
+        if media_range == media_type:
+            specificity = 2
+        elif media_range == f"{main}/*":
+            specificity = 1
+        elif media_range == "*/*":
+            specificity = 0
+        else:
+            continue
+        if specificity > best_specificity:
+            best_specificity, best_q = specificity, q
+    return best_q
+
+
+def _accept_ranges(header: str) -> list[tuple[str, float]]:
+    ranges = []
+    for part in header.split(","):
+        media_range, *params = part.split(";")
+        media_range = media_range.strip().lower()
+        if "/" not in media_range:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        ranges.append((media_range, q))
+    return ranges
+
+
+def wants_json(accept: str | None) -> bool:
+    """Whether an Accept header prefers JSON to XML; XML wins ties and unusable headers.
+
+    Not acceptable at all is answered with XML rather than 406: the batch is stored by then,
+    and an answer the client did not ask for beats one that hides what was stored.
+    """
+    if not accept:
+        return False
+    ranges = _accept_ranges(accept)
+    xml = max(_quality(ranges, media_type) for media_type in XML_MEDIA_TYPES)
+    return _quality(ranges, JSON_MEDIA_TYPE) > xml
+
+
+def _json(data: Mapping[str, object], status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+def _acknowledgement_response(ack: Acknowledgement, as_json: bool) -> web.Response:
+    if as_json:
+        response = _json(ack.as_dict())
+    else:
+        response = web.Response(
+            body=outbound.acknowledgement_xml(ack), content_type="application/xml", charset="utf-8"
+        )
+    response.headers[hdrs.VARY] = hdrs.ACCEPT
+    return response
+
+
+def item_view(item: StoredItem, events: tuple[ItemEvent, ...]) -> dict[str, object]:
+    """The JSON form of an operator's item with its history, oldest event first."""
+    return {
+        "item_id": item.item_id,
+        "reference": item.reference,
+        "version": item.version,
+        "state": item.state.value,
+        "destination_country": item.destination_country,
+        "batch_id": item.batch_id,
+        "received_at": item.received_at.isoformat(),
+        "updated_at": item.updated_at.isoformat(),
+        "decision": item.decision.value if item.decision is not None else None,
+        "events": [
+            {
+                "at": event.at.isoformat(),
+                "actor": event.actor,
+                "from": event.from_state.value if event.from_state is not None else None,
+                "to": event.to_state.value,
+                "detail": event.detail,
+            }
+            for event in events
+        ],
+    }
+
+
+# --- handlers -------------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers HTTP."""
+    return _json({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: a cheap store call succeeds in time (key material joins with the keystore)."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await request.app[STORE].schedule_states()
+    except Exception as exc:
+        _log.warning("readiness.failed", error_type=type(exc).__name__)
+        raise StoreUnavailable() from exc
+    return _json({"status": "ok"})
+
+
+async def push_batch(request: web.Request) -> web.Response:
+    """Accept an item batch from the authenticated operator and acknowledge every item."""
+    operator = await auth.authenticated_operator(request)
+    _require_xml_body(request)
+    as_json = wants_json(request.headers.get(hdrs.ACCEPT))
+    body = await _read_body(request)
+    ack = await request.app[ACCEPT].accept_batch(operator.operator_id, body)
+    accepted = sum(1 for item in ack.items if item.accepted)
+    _log.info(
+        "batch.pushed",
+        batch_id=ack.batch_id,
+        items=len(ack.items),
+        accepted=accepted,
+        rejected=len(ack.items) - accepted,
+    )
+    return _acknowledgement_response(ack, as_json)
+
+
+async def get_item(request: web.Request) -> web.Response:
+    """One of the caller's items with its history; another operator's item is not found."""
+    operator = await auth.authenticated_operator(request)
+    item_id = request.match_info["item_id"]
+    store = request.app[STORE]
+    item = await store.get_item(operator.operator_id, item_id)
+    if item is None or item.operator_id != operator.operator_id:
+        # The same answer whether the item is missing or someone else's: no existence oracle.
+        raise NotFound(f"you have no item {item_id[:64]!r}")
+    return _json(item_view(item, await store.item_events(item.reference)))
+
+
+ROUTES: Final = (
+    web.get("/healthz", healthz, name="healthz"),
+    web.get("/readyz", readyz, name="readyz"),
+    web.post("/v1/batches", push_batch, name="push_batch"),
+    web.get("/v1/items/{item_id}", get_item, name="get_item"),
+)
+"""Every route of the API; handlers find their dependencies through the app keys above."""
+
+
+def build_web_app(
+    *,
+    store: ItemStore,
+    accept: AcceptService,
+    clock: Clock,
+    max_body_bytes: int,
+    admin_token_sha256: str | None = None,
+) -> web.Application:
+    """The aiohttp application over these adapters and services.
+
+    ``max_body_bytes`` caps every request body (aiohttp's ``client_max_size`` and the
+    routes' own streaming check); ``admin_token_sha256`` is the SHA-256 hex digest of
+    ``CONNECTOR_ADMIN_TOKEN``, None to refuse every admin request.
+    """
+    if max_body_bytes < 1:
+        raise ConfigurationError(
+            f"max_body_bytes must be at least 1, got {max_body_bytes}", key="max_body_bytes"
+        )
+    limits = replace(accept.limits, max_bytes=max_body_bytes)
+    app = web.Application(
+        middlewares=[problems.problems_middleware], client_max_size=max_body_bytes
+    )
+    app[STORE] = store
+    app[auth.OPERATORS] = store
+    app[ACCEPT] = accept
+    app[CLOCK] = clock
+    app[BODY_LIMITS] = limits
+    app[ADMIN_TOKEN_SHA256] = admin_token_sha256
+    problems.set_body_limit(app, max_body_bytes)
+    app.add_routes(ROUTES)
+    return app
