@@ -31,6 +31,7 @@ from connector.errors import (
     XmlTooLarge,
 )
 from connector.flow.accept import AcceptService
+from connector.flow.amend import AmendService
 from connector.ports import Clock, ItemStore
 
 __all__ = [
@@ -51,6 +52,7 @@ CLOCK: Final[web.AppKey[Clock]] = web.AppKey("clock")
 BODY_LIMITS: Final = web.AppKey("body_limits", xmlsafe.ParseLimits)
 """``max_bytes`` is the largest request body a route reads."""
 ADMIN_TOKEN_SHA256: Final[web.AppKey[str | None]] = web.AppKey("admin_token_sha256")
+AMEND: Final[web.AppKey[AmendService]] = web.AppKey("amend", AmendService)
 
 XML_MEDIA_TYPES: Final = frozenset({"application/xml", "text/xml"})
 JSON_MEDIA_TYPE: Final = "application/json"
@@ -226,6 +228,23 @@ async def push_batch(request: web.Request) -> web.Response:
     return _acknowledgement_response(ack, as_json)
 
 
+async def post_amendment(request: web.Request) -> web.Response:
+    """Amend or cancel the authenticated operator's undecided items, entry by entry."""
+    operator = await auth.authenticated_operator(request)
+    _require_xml_body(request)
+    body = await _read_body(request)
+    result = await request.app[AMEND].amend(operator.operator_id, body)
+    applied = sum(1 for entry in result.entries if entry.applied)
+    _log.info(
+        "amendment.received",
+        amendment_id=result.amendment_id,
+        entries=len(result.entries),
+        applied=applied,
+        refused=len(result.entries) - applied,
+    )
+    return _json(result.as_dict())
+
+
 async def get_item(request: web.Request) -> web.Response:
     """One of the caller's items with its history; another operator's item is not found."""
     operator = await auth.authenticated_operator(request)
@@ -242,6 +261,7 @@ ROUTES: Final = (
     web.get("/healthz", healthz, name="healthz"),
     web.get("/readyz", readyz, name="readyz"),
     web.post("/v1/batches", push_batch, name="push_batch"),
+    web.post("/v1/amendments", post_amendment, name="post_amendment"),
     web.get("/v1/items/{item_id}", get_item, name="get_item"),
 )
 """Every route of the API; handlers find their dependencies through the app keys above."""
@@ -254,6 +274,7 @@ def build_web_app(
     clock: Clock,
     max_body_bytes: int,
     admin_token_sha256: str | None = None,
+    amend: AmendService | None = None,
 ) -> web.Application:
     """The aiohttp application over these adapters and services.
 
@@ -272,6 +293,7 @@ def build_web_app(
     app[STORE] = store
     app[auth.OPERATORS] = store
     app[ACCEPT] = accept
+    app[AMEND] = amend or AmendService(store=store, clock=clock, limits=limits)
     app[CLOCK] = clock
     app[BODY_LIMITS] = limits
     app[ADMIN_TOKEN_SHA256] = admin_token_sha256
