@@ -21,7 +21,6 @@ from connector.core.model import (
     StoredItem,
 )
 from connector.core.references import item_reference
-from connector.errors import IllegalTransition, NotFound
 from connector.ports import OperatorRecord, ScheduleState
 
 __all__ = ["FrozenClock", "InMemoryItemStore", "SystemClock"]
@@ -144,26 +143,17 @@ class InMemoryItemStore:
     async def item_events(self, reference: str) -> tuple[ItemEvent, ...]:
         return tuple(self.events.get(reference, ()))
 
-    def _undecided(self, operator_id: str, item_id: str, version: int) -> StoredItem:
-        item = self.items.get((operator_id, item_id))
-        if item is None:
-            raise NotFound(f"no item {item_id} of operator {operator_id}")
-        if not lifecycle.can_amend(item.state):
-            raise IllegalTransition(
-                f"item {item_id} is {item.state.value} and can no longer be amended or cancelled"
-            )
-        if version != item.version:
-            raise IllegalTransition(
-                f"item {item_id} is at version {item.version}, not {version}",
-                current_version=item.version,
-            )
-        return item
-
     async def amend_item(
         self, operator_id: str, item: IncomingItem, version: int, at: datetime
     ) -> StoredItem:
         async with self._lock:
-            current = self._undecided(operator_id, item.item_id, version - 1)
+            current = lifecycle.check_amendable(
+                self.items.get((operator_id, item.item_id)),
+                operator_id,
+                item.item_id,
+                version=version,
+                replacing=True,
+            )
             amended = replace(
                 current,
                 version=version,
@@ -190,7 +180,13 @@ class InMemoryItemStore:
         self, operator_id: str, item_id: str, version: int, reason: str, at: datetime
     ) -> StoredItem:
         async with self._lock:
-            current = self._undecided(operator_id, item_id, version)
+            current = lifecycle.check_amendable(
+                self.items.get((operator_id, item_id)),
+                operator_id,
+                item_id,
+                version=version,
+                replacing=False,
+            )
             cancelled = replace(current, state=ItemState.CANCELLED, updated_at=at)
             self._event(
                 current.reference,
@@ -245,8 +241,17 @@ class InMemoryItemStore:
         return states
 
     async def upsert_operators(self, operators: tuple[OperatorRecord, ...]) -> None:
+        configured = {operator.operator_id for operator in operators}
+        for operator_id, known in list(self.operators.items()):
+            if operator_id not in configured:  # dropped: keep the row, lose the access
+                self.operators[operator_id] = replace(
+                    known, enabled=False, token_sha256=None, cert_sha256=None
+                )
         for operator in operators:
             self.operators[operator.operator_id] = operator
+
+    async def outbox_depth(self) -> int:
+        return len(self.outbox)
 
     async def operator_by_token(self, token_sha256: str) -> OperatorRecord | None:
         return next(

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from connector.core.model import ItemState
-from connector.errors import IllegalTransition
+from connector.core.model import ItemState, StoredItem
+from connector.errors import IllegalTransition, NotFound
 
-__all__ = ["ALLOWED", "FINAL_STATES", "can_amend", "transition"]
+__all__ = ["ALLOWED", "FINAL_STATES", "can_amend", "check_amendable", "transition"]
 
 S = ItemState
 
@@ -65,3 +65,25 @@ def transition(current: ItemState | None, target: ItemState) -> ItemState:
 def can_amend(state: ItemState) -> bool:
     """Whether an item in ``state`` is still undecided and may be amended or cancelled."""
     return S.AMENDED in ALLOWED[state] or state is S.AMENDED
+
+
+def check_amendable(
+    item: StoredItem | None, operator_id: str, item_id: str, *, version: int, replacing: bool
+) -> StoredItem:
+    """``item`` if the operator may replace (``version`` = current + 1) or cancel
+    (``version`` = current) it now; otherwise NotFound or IllegalTransition saying why."""
+    if item is None:
+        raise NotFound(f"no item {item_id} of operator {operator_id}")
+    if not can_amend(item.state):
+        raise IllegalTransition(
+            f"item {item_id} is {item.state.value} and can no longer be amended or cancelled"
+        )
+    required = item.version + 1 if replacing else item.version
+    if version != required:
+        what = "a replacement must carry" if replacing else "a cancellation must name"
+        raise IllegalTransition(
+            f"item {item_id} is at version {item.version}; {what} version {required}, "
+            f"not {version}",
+            current_version=item.version,
+        )
+    return item

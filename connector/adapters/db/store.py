@@ -1,0 +1,614 @@
+"""The SQL item store: :class:`~connector.ports.ItemStore` on SQLite or PostgreSQL.
+
+Every public method is one transaction in its own session, named after its intent; it takes
+and returns domain records (converted by the ``*_from_row``/``*_to_row`` functions), never
+ORM objects, and raises only :class:`~connector.errors.ConnectorError`\\ s (translated by
+:func:`~connector.adapters.db.engine.wrap_errors`). The semantics are those of
+:class:`connector.testing.InMemoryItemStore`; the contract tests hold both to them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from connector.adapters.db import engine as db_engine
+from connector.adapters.db import tables
+from connector.core import lifecycle
+from connector.core.model import (
+    CustomsDecision,
+    IncomingItem,
+    Intake,
+    IntakeResult,
+    IntakeStatus,
+    ItemEvent,
+    ItemState,
+    StoredItem,
+)
+from connector.core.references import item_reference
+from connector.errors import ConfigurationError
+from connector.ports import OperatorRecord, ScheduleState
+
+__all__ = [
+    "SqlItemStore",
+    "event_from_row",
+    "event_to_row",
+    "item_from_row",
+    "item_to_row",
+    "operator_from_row",
+    "operator_to_row",
+]
+
+_ITEMS, _EVENTS, _OUTBOX = tables.ITEMS, tables.ITEM_EVENTS, tables.OUTBOX
+#: Bound parameters per ``IN (...)`` lookup; far below SQLite's and asyncpg's limits.
+_LOOKUP_CHUNK = 1000
+_PENDING = "pending"
+_FORWARD = "forward"
+
+
+# -- rows <-> records -----------------------------------------------------------------------
+
+
+def item_from_row(row: sa.RowMapping) -> StoredItem:
+    """The domain record of an ``items`` row."""
+    decision = row["decision"]
+    return StoredItem(
+        reference=row["reference"],
+        operator_id=row["operator_id"],
+        item_id=row["item_id"],
+        version=row["version"],
+        state=ItemState(row["state"]),
+        destination_country=row["destination_country"],
+        batch_id=row["batch_id"],
+        digest=row["digest"],
+        received_at=row["received_at"],
+        updated_at=row["updated_at"],
+        item_xml=bytes(row["item_xml"]),
+        decision=CustomsDecision(decision) if decision is not None else None,
+    )
+
+
+def item_to_row(item: StoredItem) -> dict[str, Any]:
+    """The ``items`` columns of ``item`` (without the surrogate id)."""
+    return {
+        "reference": item.reference,
+        "operator_id": item.operator_id,
+        "item_id": item.item_id,
+        "version": item.version,
+        "state": item.state.value,
+        "destination_country": item.destination_country,
+        "batch_id": item.batch_id,
+        "digest": item.digest,
+        "item_xml": item.item_xml,
+        "decision": item.decision.value if item.decision is not None else None,
+        "received_at": item.received_at,
+        "updated_at": item.updated_at,
+    }
+
+
+def event_from_row(row: sa.RowMapping) -> ItemEvent:
+    """The domain record of an ``item_events`` row."""
+    from_state = row["from_state"]
+    return ItemEvent(
+        reference=row["reference"],
+        at=row["at"],
+        actor=row["actor"],
+        from_state=ItemState(from_state) if from_state is not None else None,
+        to_state=ItemState(row["to_state"]),
+        detail=row["detail"],
+    )
+
+
+def event_to_row(event: ItemEvent) -> dict[str, Any]:
+    """The ``item_events`` columns of ``event``; checks the transition is allowed."""
+    lifecycle.transition(event.from_state, event.to_state)
+    return {
+        "reference": event.reference,
+        "at": event.at,
+        "actor": event.actor,
+        "from_state": event.from_state.value if event.from_state is not None else None,
+        "to_state": event.to_state.value,
+        "detail": event.detail,
+    }
+
+
+def operator_from_row(row: sa.RowMapping) -> OperatorRecord:
+    """The domain record of an ``operators`` row."""
+    return OperatorRecord(
+        operator_id=row["operator_id"],
+        name=row["name"],
+        enabled=bool(row["enabled"]),
+        token_sha256=row["token_sha256"],
+        cert_sha256=row["cert_sha256"],
+    )
+
+
+def operator_to_row(operator: OperatorRecord, updated_at: datetime) -> dict[str, Any]:
+    """The ``operators`` columns of ``operator``."""
+    return {
+        "operator_id": operator.operator_id,
+        "name": operator.name,
+        "enabled": operator.enabled,
+        "token_sha256": operator.token_sha256,
+        "cert_sha256": operator.cert_sha256,
+        "updated_at": updated_at,
+    }
+
+
+def _outbox_row(reference: str, at: datetime) -> dict[str, Any]:
+    return {
+        "reference": reference,
+        "kind": _FORWARD,
+        "status": _PENDING,
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+    }
+
+
+def _batch_row(intake: Intake) -> dict[str, Any]:
+    return {
+        "operator_id": intake.operator_id,
+        "batch_id": intake.batch_id,
+        "received_at": intake.received_at,
+        "source": intake.source,
+        "payload_digest": intake.payload_digest,
+        "item_count": intake.item_count,
+        "accepted_count": len(intake.items),
+        "rejected_count": len({error.item_index for error in intake.rejected}),
+        "rejected_json": json.dumps([error.as_dict() for error in intake.rejected]),
+    }
+
+
+# -- the store ------------------------------------------------------------------------------
+
+
+class SqlItemStore:
+    """An :class:`~connector.ports.ItemStore` over an async SQLAlchemy engine it owns."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        self._write = async_sessionmaker(engine, expire_on_commit=False)
+        self._read = async_sessionmaker(db_engine.read_only(engine), expire_on_commit=False)
+
+    @classmethod
+    async def open(cls, url: str, *, schema: str | None = None) -> Self:
+        """A store on ``url``; refuses a database whose schema is not at the current head."""
+        engine = db_engine.create_engine(url, schema=schema)
+        try:
+            await db_engine.ensure_at_head(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        with db_engine.wrap_errors("closing the database"):
+            await self._engine.dispose()
+
+    def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT that can say ON CONFLICT, in this backend's dialect."""
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    # -- intake ---------------------------------------------------------------------------
+
+    async def record_intake(self, intake: Intake) -> tuple[IntakeResult, ...]:
+        with db_engine.wrap_errors("recording an intake"):
+            try:
+                return await self._record_intake_once(intake)
+            except exc.IntegrityError:
+                # Another process stored some of these items between our lookup and our
+                # insert (two pushes of one batch at once). Its transaction has committed,
+                # so a second attempt sees them and reports DUPLICATE or CONFLICT.
+                return await self._record_intake_once(intake)
+
+    async def _record_intake_once(self, intake: Intake) -> tuple[IntakeResult, ...]:
+        async with self._write() as session, session.begin():
+            known = await self._known_items(
+                session, intake.operator_id, {item.item_id for item in intake.items}
+            )
+            results: list[IntakeResult] = []
+            new: list[tuple[str, IncomingItem]] = []
+            for incoming in intake.items:
+                seen = known.get(incoming.item_id)
+                if seen is None:
+                    reference = item_reference(intake.operator_id, incoming.item_id)
+                    known[incoming.item_id] = (reference, incoming.digest)
+                    new.append((reference, incoming))
+                    status = IntakeStatus.NEW
+                else:
+                    reference, stored_digest = seen
+                    same = stored_digest == incoming.digest
+                    status = IntakeStatus.DUPLICATE if same else IntakeStatus.CONFLICT
+                results.append(
+                    IntakeResult(incoming.item_index, incoming.item_id, status, reference)
+                )
+            await session.execute(
+                self._insert(tables.BATCHES)
+                .values(_batch_row(intake))
+                .on_conflict_do_nothing(index_elements=["operator_id", "batch_id"])
+            )
+            if new:
+                await self._store_new_items(session, intake, new)
+            if intake.cursor is not None:
+                await self._save_cursor(session, intake)
+            return tuple(results)
+
+    async def _known_items(
+        self, session: AsyncSession, operator_id: str, item_ids: set[str]
+    ) -> dict[str, tuple[str, str]]:
+        """Reference and digest of the operator's stored items among ``item_ids``."""
+        known: dict[str, tuple[str, str]] = {}
+        ordered = sorted(item_ids)
+        for start in range(0, len(ordered), _LOOKUP_CHUNK):
+            rows = await session.execute(
+                sa.select(_ITEMS.c.item_id, _ITEMS.c.reference, _ITEMS.c.digest).where(
+                    _ITEMS.c.operator_id == operator_id,
+                    _ITEMS.c.item_id.in_(ordered[start : start + _LOOKUP_CHUNK]),
+                )
+            )
+            known.update({row.item_id: (row.reference, row.digest) for row in rows})
+        return known
+
+    async def _store_new_items(
+        self, session: AsyncSession, intake: Intake, new: Sequence[tuple[str, IncomingItem]]
+    ) -> None:
+        """Insert new items, their RECEIVED and ACCEPTED events and their outbox rows.
+
+        One executemany per table. Items go in item-id order so that two concurrent intakes
+        take unique-index entries in the same order (no deadlock, just one loser); events
+        and forwarding jobs keep the intake's order.
+        """
+        at, operator_id = intake.received_at, intake.operator_id
+        items = [
+            StoredItem(
+                reference=reference,
+                operator_id=operator_id,
+                item_id=incoming.item_id,
+                version=1,
+                state=lifecycle.transition(None, ItemState.ACCEPTED),
+                destination_country=incoming.destination_country,
+                batch_id=intake.batch_id,
+                digest=incoming.digest,
+                received_at=at,
+                updated_at=at,
+                item_xml=incoming.item_xml,
+            )
+            for reference, incoming in new
+        ]
+        actor, detail = f"operator:{operator_id}", f"{intake.source} batch {intake.batch_id}"
+        events: list[dict[str, Any]] = []
+        for item in items:
+            events.append(
+                event_to_row(ItemEvent(item.reference, at, actor, None, ItemState.RECEIVED, detail))
+            )
+            events.append(
+                event_to_row(
+                    ItemEvent(
+                        item.reference,
+                        at,
+                        "connector",
+                        ItemState.RECEIVED,
+                        ItemState.ACCEPTED,
+                        "validated",
+                    )
+                )
+            )
+        rows = [item_to_row(item) for item in sorted(items, key=lambda item: item.item_id)]
+        await session.execute(sa.insert(_ITEMS), rows)
+        await session.execute(sa.insert(_EVENTS), events)
+        await session.execute(
+            sa.insert(_OUTBOX), [_outbox_row(item.reference, at) for item in items]
+        )
+
+    async def _save_cursor(self, session: AsyncSession, intake: Intake) -> None:
+        """Move the operator's pull cursor (and forget the last pull error)."""
+        values = {
+            "cursor": intake.cursor,
+            "updated_at": intake.received_at,
+            "last_error": None,
+            "last_error_at": None,
+        }
+        statement = self._insert(tables.PULL_CURSORS).values(
+            operator_id=intake.operator_id, **values
+        )
+        await session.execute(
+            statement.on_conflict_do_update(index_elements=["operator_id"], set_=values)
+        )
+
+    # -- items ----------------------------------------------------------------------------
+
+    async def get_item(self, operator_id: str, item_id: str) -> StoredItem | None:
+        with db_engine.wrap_errors("reading an item"):
+            async with self._read() as session, session.begin():
+                return await self._item(session, operator_id, item_id)
+
+    async def _item(
+        self, session: AsyncSession, operator_id: str, item_id: str, *, for_update: bool = False
+    ) -> StoredItem | None:
+        query = sa.select(_ITEMS).where(
+            _ITEMS.c.operator_id == operator_id, _ITEMS.c.item_id == item_id
+        )
+        if for_update:
+            query = query.with_for_update()  # PostgreSQL; SQLite holds the write lock anyway
+        row = (await session.execute(query)).mappings().first()
+        return item_from_row(row) if row is not None else None
+
+    async def find_items(self, item_id: str) -> tuple[StoredItem, ...]:
+        with db_engine.wrap_errors("finding items"):
+            async with self._read() as session, session.begin():
+                rows = await session.execute(
+                    sa.select(_ITEMS)
+                    .where(_ITEMS.c.item_id == item_id)
+                    .order_by(_ITEMS.c.operator_id)
+                )
+                return tuple(item_from_row(row) for row in rows.mappings())
+
+    async def item_events(self, reference: str) -> tuple[ItemEvent, ...]:
+        with db_engine.wrap_errors("reading an item's events"):
+            async with self._read() as session, session.begin():
+                rows = await session.execute(
+                    sa.select(_EVENTS)
+                    .where(_EVENTS.c.reference == reference)
+                    .order_by(_EVENTS.c.id)
+                )
+                return tuple(event_from_row(row) for row in rows.mappings())
+
+    async def amend_item(
+        self, operator_id: str, item: IncomingItem, version: int, at: datetime
+    ) -> StoredItem:
+        with db_engine.wrap_errors("amending an item"):
+            async with self._write() as session, session.begin():
+                found = await self._item(session, operator_id, item.item_id, for_update=True)
+                current = lifecycle.check_amendable(
+                    found, operator_id, item.item_id, version=version, replacing=True
+                )
+                amended = replace(
+                    current,
+                    version=version,
+                    state=ItemState.AMENDED,
+                    digest=item.digest,
+                    item_xml=item.item_xml,
+                    destination_country=item.destination_country,
+                    updated_at=at,
+                )
+                event = ItemEvent(
+                    current.reference,
+                    at,
+                    f"operator:{operator_id}",
+                    current.state,
+                    ItemState.AMENDED,
+                    f"version {version}",
+                )
+                await self._replace_item(session, amended, event)
+                pending = await session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(_OUTBOX)
+                    .where(_OUTBOX.c.reference == current.reference, _OUTBOX.c.status == _PENDING)
+                )
+                if not pending:
+                    await session.execute(
+                        sa.insert(_OUTBOX).values(_outbox_row(current.reference, at))
+                    )
+                return amended
+
+    async def cancel_item(
+        self, operator_id: str, item_id: str, version: int, reason: str, at: datetime
+    ) -> StoredItem:
+        with db_engine.wrap_errors("cancelling an item"):
+            async with self._write() as session, session.begin():
+                found = await self._item(session, operator_id, item_id, for_update=True)
+                current = lifecycle.check_amendable(
+                    found, operator_id, item_id, version=version, replacing=False
+                )
+                cancelled = replace(current, state=ItemState.CANCELLED, updated_at=at)
+                event = ItemEvent(
+                    current.reference,
+                    at,
+                    f"operator:{operator_id}",
+                    current.state,
+                    ItemState.CANCELLED,
+                    reason,
+                )
+                await self._replace_item(session, cancelled, event)
+                # Withdrawn work leaves the queue; the item's events keep the history.
+                await session.execute(
+                    sa.delete(_OUTBOX).where(
+                        _OUTBOX.c.reference == current.reference, _OUTBOX.c.status == _PENDING
+                    )
+                )
+                return cancelled
+
+    async def _replace_item(
+        self, session: AsyncSession, item: StoredItem, event: ItemEvent
+    ) -> None:
+        """Write ``item``'s new version and the event of its state change."""
+        row = event_to_row(event)  # refuses a transition the lifecycle does not allow
+        await session.execute(
+            sa.update(_ITEMS).where(_ITEMS.c.reference == item.reference).values(item_to_row(item))
+        )
+        await session.execute(sa.insert(_EVENTS).values(row))
+
+    async def outbox_depth(self) -> int:
+        """How many forwarding jobs are waiting (pending)."""
+        with db_engine.wrap_errors("counting the outbox"):
+            async with self._read() as session, session.begin():
+                count = await session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(_OUTBOX)
+                    .where(_OUTBOX.c.status == _PENDING)
+                )
+                return int(count or 0)
+
+    # -- pulls and schedules --------------------------------------------------------------
+
+    async def get_cursor(self, operator_id: str) -> str | None:
+        with db_engine.wrap_errors("reading a pull cursor"):
+            async with self._read() as session, session.begin():
+                cursor: str | None = await session.scalar(
+                    sa.select(tables.PULL_CURSORS.c.cursor).where(
+                        tables.PULL_CURSORS.c.operator_id == operator_id
+                    )
+                )
+                return cursor
+
+    async def record_pull_error(self, operator_id: str, error: str, at: datetime) -> None:
+        with db_engine.wrap_errors("recording a pull error"):
+            async with self._write() as session, session.begin():
+                values = {"last_error": error, "last_error_at": at}
+                statement = self._insert(tables.PULL_CURSORS).values(
+                    operator_id=operator_id, cursor=None, updated_at=at, **values
+                )
+                await session.execute(
+                    statement.on_conflict_do_update(index_elements=["operator_id"], set_=values)
+                )
+
+    async def claim_tick(self, schedule_id: str, fire_time: datetime, owner: str) -> bool:
+        with db_engine.wrap_errors("claiming a scheduled run"):
+            async with self._write() as session, session.begin():
+                ticks = tables.SCHEDULE_TICKS
+                claimed = await session.execute(
+                    self._insert(ticks)
+                    .values(
+                        schedule_id=schedule_id,
+                        fire_time=fire_time,
+                        owner=owner,
+                        claimed_at=datetime.now(UTC),
+                    )
+                    .on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"])
+                    .returning(ticks.c.schedule_id)
+                )
+                if claimed.first() is None:
+                    return False
+                await session.execute(
+                    self._insert(tables.SCHEDULES)
+                    .values(schedule_id=schedule_id, paused=False)
+                    .on_conflict_do_nothing(index_elements=["schedule_id"])
+                )
+                return True
+
+    async def finish_tick(
+        self, schedule_id: str, fire_time: datetime, result: str, at: datetime
+    ) -> None:
+        with db_engine.wrap_errors("finishing a scheduled run"):
+            async with self._write() as session, session.begin():
+                ticks = tables.SCHEDULE_TICKS
+                await session.execute(
+                    sa.update(ticks)
+                    .where(ticks.c.schedule_id == schedule_id, ticks.c.fire_time == fire_time)
+                    .values(result=result, finished_at=at)
+                )
+
+    async def set_paused(self, schedule_id: str, paused: bool) -> None:
+        with db_engine.wrap_errors("pausing or resuming a schedule"):
+            async with self._write() as session, session.begin():
+                await session.execute(
+                    self._insert(tables.SCHEDULES)
+                    .values(schedule_id=schedule_id, paused=paused)
+                    .on_conflict_do_update(index_elements=["schedule_id"], set_={"paused": paused})
+                )
+
+    async def schedule_states(self) -> dict[str, ScheduleState]:
+        schedules, ticks = tables.SCHEDULES, tables.SCHEDULE_TICKS
+        latest = (
+            sa.select(ticks.c.schedule_id, sa.func.max(ticks.c.fire_time).label("fire_time"))
+            .group_by(ticks.c.schedule_id)
+            .subquery()
+        )
+        last = (
+            sa.select(ticks)
+            .join(
+                latest,
+                sa.and_(
+                    ticks.c.schedule_id == latest.c.schedule_id,
+                    ticks.c.fire_time == latest.c.fire_time,
+                ),
+            )
+            .subquery()
+        )
+        query = (
+            sa.select(
+                schedules.c.schedule_id,
+                schedules.c.paused,
+                last.c.fire_time,
+                last.c.result,
+                last.c.finished_at,
+            )
+            .outerjoin(last, last.c.schedule_id == schedules.c.schedule_id)
+            .order_by(schedules.c.schedule_id)
+        )
+        with db_engine.wrap_errors("reading the schedules"):
+            async with self._read() as session, session.begin():
+                rows = (await session.execute(query)).all()
+        return {
+            row.schedule_id: ScheduleState(
+                row.schedule_id,
+                paused=bool(row.paused),
+                last_fire_time=row.fire_time,
+                last_result=row.result,
+                last_finished_at=row.finished_at,
+            )
+            for row in rows
+        }
+
+    # -- operators ------------------------------------------------------------------------
+
+    async def upsert_operators(self, operators: tuple[OperatorRecord, ...]) -> None:
+        """Make the operators table match the configuration (by id).
+
+        Configured operators are inserted or updated; operators no longer configured are
+        disabled and lose their credentials (the row stays, for the history that names it).
+        Two configured operators sharing a credential is a ConfigurationError.
+        """
+        now = datetime.now(UTC)
+        table = tables.OPERATORS
+        ids = [operator.operator_id for operator in operators]
+        with db_engine.wrap_errors("updating the operators", on_conflict=ConfigurationError):
+            async with self._write() as session, session.begin():
+                # Credentials may move between operators in one update: clear them all
+                # first so the unique constraints judge only the final state.
+                await session.execute(sa.update(table).values(token_sha256=None, cert_sha256=None))
+                if operators:
+                    statement = self._insert(table)
+                    updated = ("name", "enabled", "token_sha256", "cert_sha256", "updated_at")
+                    await session.execute(
+                        statement.on_conflict_do_update(
+                            index_elements=["operator_id"],
+                            set_={name: statement.excluded[name] for name in updated},
+                        ),
+                        [operator_to_row(operator, now) for operator in operators],
+                    )
+                await session.execute(
+                    sa.update(table)
+                    .where(table.c.operator_id.not_in(ids), table.c.enabled)
+                    .values(enabled=False, updated_at=now)
+                )
+
+    async def operator_by_token(self, token_sha256: str) -> OperatorRecord | None:
+        return await self._enabled_operator(tables.OPERATORS.c.token_sha256 == token_sha256)
+
+    async def operator_by_cert(self, cert_sha256: str) -> OperatorRecord | None:
+        return await self._enabled_operator(tables.OPERATORS.c.cert_sha256 == cert_sha256)
+
+    async def _enabled_operator(self, match: sa.ColumnElement[bool]) -> OperatorRecord | None:
+        table = tables.OPERATORS
+        with db_engine.wrap_errors("looking up an operator"):
+            async with self._read() as session, session.begin():
+                row = (
+                    (await session.execute(sa.select(table).where(match, table.c.enabled)))
+                    .mappings()
+                    .first()
+                )
+                return operator_from_row(row) if row is not None else None

@@ -1,0 +1,208 @@
+"""The database tables as SQLModel classes; the only module that imports sqlmodel.
+
+The classes describe the schema (for Alembic and the drift test); the store works with the
+:class:`~sqlalchemy.Table` objects exported below and converts rows to domain records, so no
+ORM object ever leaves :mod:`connector.adapters.db`.
+
+Every timestamp column is :class:`UtcDateTime`: timezone-aware on the way in and out, stored
+as ``timestamptz`` on PostgreSQL and as UTC text on SQLite.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "BATCHES",
+    "ITEMS",
+    "ITEM_EVENTS",
+    "METADATA",
+    "OPERATORS",
+    "OUTBOX",
+    "PULL_CURSORS",
+    "SCHEDULES",
+    "SCHEDULE_TICKS",
+    "UtcDateTime",
+]
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware timestamp, normalised to UTC; naive datetimes are refused."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} (the store needs aware ones)")
+        value = value.astimezone(UTC)
+        # SQLite's DateTime drops the offset without converting: hand it UTC wall time.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+#: 64-bit ids on PostgreSQL; on SQLite an INTEGER primary key is the auto-incrementing rowid.
+_BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class OperatorRow(SQLModel, table=True):
+    """A postal operator, kept in line with the configuration."""
+
+    __tablename__ = "operators"
+    __table_args__ = (
+        sa.UniqueConstraint("token_sha256", name="uq_operators_token_sha256"),
+        sa.UniqueConstraint("cert_sha256", name="uq_operators_cert_sha256"),
+    )
+
+    operator_id: str = Field(sa_type=sa.String, primary_key=True)
+    name: str = Field(sa_type=sa.String, nullable=False)
+    enabled: bool = Field(sa_type=sa.Boolean, nullable=False)
+    token_sha256: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    cert_sha256: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    updated_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+
+
+class BatchRow(SQLModel, table=True):
+    """One received batch, for audit; a re-sent batch id keeps its first row."""
+
+    __tablename__ = "batches"
+
+    operator_id: str = Field(sa_type=sa.String, primary_key=True)
+    batch_id: str = Field(sa_type=sa.String, primary_key=True)
+    received_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    source: str = Field(sa_type=sa.String, nullable=False)
+    payload_digest: str = Field(sa_type=sa.String, nullable=False)
+    item_count: int = Field(sa_type=sa.Integer, nullable=False)
+    accepted_count: int = Field(sa_type=sa.Integer, nullable=False)
+    rejected_count: int = Field(sa_type=sa.Integer, nullable=False)
+    #: The batch's item errors as a JSON list of ``ItemError.as_dict()``.
+    rejected_json: str = Field(sa_type=sa.Text, nullable=False)
+
+
+class ItemRow(SQLModel, table=True):
+    """The current version of one item; identity is (operator, item id)."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        sa.UniqueConstraint("reference", name="uq_items_reference"),
+        sa.UniqueConstraint("operator_id", "item_id", name="uq_items_operator_item"),
+        sa.Index("ix_items_item_id", "item_id"),
+    )
+
+    id: int | None = Field(default=None, sa_type=_BIG_ID, primary_key=True)
+    reference: str = Field(sa_type=sa.String, nullable=False)
+    operator_id: str = Field(sa_type=sa.String, nullable=False)
+    item_id: str = Field(sa_type=sa.String, nullable=False)
+    version: int = Field(sa_type=sa.Integer, nullable=False)
+    state: str = Field(sa_type=sa.String, nullable=False)
+    destination_country: str = Field(sa_type=sa.String, nullable=False)
+    batch_id: str = Field(sa_type=sa.String, nullable=False)
+    digest: str = Field(sa_type=sa.String, nullable=False)
+    item_xml: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
+    decision: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    received_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+
+
+class ItemEventRow(SQLModel, table=True):
+    """One state change of one item; rows are only ever appended."""
+
+    __tablename__ = "item_events"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["reference"], ["items.reference"], name="fk_item_events_reference"
+        ),
+        sa.Index("ix_item_events_reference", "reference"),
+    )
+
+    id: int | None = Field(default=None, sa_type=_BIG_ID, primary_key=True)
+    reference: str = Field(sa_type=sa.String, nullable=False)
+    at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    actor: str = Field(sa_type=sa.String, nullable=False)
+    from_state: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    to_state: str = Field(sa_type=sa.String, nullable=False)
+    detail: str = Field(sa_type=sa.Text, nullable=False)
+
+
+class OutboxRow(SQLModel, table=True):
+    """Work to send to Customs: claimed with a lease, completed by its owner only."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["reference"], ["items.reference"], name="fk_outbox_reference"),
+        # Matches the claim's ORDER BY (tech-notes 15): a mismatch costs 10x.
+        sa.Index("ix_outbox_claim", "status", "next_attempt_at", "id"),
+        sa.Index("ix_outbox_reference", "reference"),
+    )
+
+    id: int | None = Field(default=None, sa_type=_BIG_ID, primary_key=True)
+    reference: str = Field(sa_type=sa.String, nullable=False)
+    #: ``forward``
+    kind: str = Field(sa_type=sa.String, nullable=False)
+    #: ``pending`` | ``claimed`` | ``done`` | ``dead``
+    status: str = Field(sa_type=sa.String, nullable=False)
+    attempts: int = Field(sa_type=sa.Integer, nullable=False)
+    next_attempt_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    owner: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    last_error: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    created_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+
+
+class PullCursorRow(SQLModel, table=True):
+    """Where the last pull of an operator got to, and how the last failed pull failed."""
+
+    __tablename__ = "pull_cursors"
+
+    operator_id: str = Field(sa_type=sa.String, primary_key=True)
+    #: None until the first successful pull (a failed first pull still gets a row).
+    cursor: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    updated_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    last_error: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    last_error_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+
+
+class ScheduleRow(SQLModel, table=True):
+    """A pull schedule's shared switch."""
+
+    __tablename__ = "schedules"
+
+    schedule_id: str = Field(sa_type=sa.String, primary_key=True)
+    paused: bool = Field(sa_type=sa.Boolean, nullable=False)
+
+
+class ScheduleTickRow(SQLModel, table=True):
+    """One claimed run of a schedule; the primary key lets only one replica claim it."""
+
+    __tablename__ = "schedule_ticks"
+
+    schedule_id: str = Field(sa_type=sa.String, primary_key=True)
+    fire_time: datetime = Field(sa_type=UtcDateTime, primary_key=True)
+    owner: str = Field(sa_type=sa.String, nullable=False)
+    claimed_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    result: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+
+
+METADATA: sa.MetaData = SQLModel.metadata
+OPERATORS: sa.Table = METADATA.tables["operators"]
+BATCHES: sa.Table = METADATA.tables["batches"]
+ITEMS: sa.Table = METADATA.tables["items"]
+ITEM_EVENTS: sa.Table = METADATA.tables["item_events"]
+OUTBOX: sa.Table = METADATA.tables["outbox"]
+PULL_CURSORS: sa.Table = METADATA.tables["pull_cursors"]
+SCHEDULES: sa.Table = METADATA.tables["schedules"]
+SCHEDULE_TICKS: sa.Table = METADATA.tables["schedule_ticks"]
