@@ -7,19 +7,26 @@ unreadable, unsafe or not a usable batch.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
+import ssl
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from connector import __version__
 from connector.core.inbound import ValidationReport, validate_item_batch
+from connector.core.model import ItemEvent, StoredItem
 from connector.core.xmlsafe import DEFAULT_LIMITS, check_size
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, NotFound
+
+if TYPE_CHECKING:
+    from connector.settings import Settings
 
 __all__ = ["main"]
 
@@ -161,6 +168,144 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- the service and its administration -----------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from connector.settings import load_settings
+
+    return load_settings(Path(args.config) if args.config else None, os.environ)
+
+
+def _server_ssl(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS (and optional mTLS: token or client certificate) from the http settings."""
+    http = settings.http
+    if http.tls_cert is None or http.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(http.tls_cert, http.tls_key)
+    if http.client_ca is not None:
+        context.load_verify_locations(http.client_ca)
+        context.verify_mode = ssl.CERT_OPTIONAL  # a token works without a certificate
+    return context
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from connector.app import build_app, open_connector
+
+    settings = _settings(args)
+
+    async def make_app() -> web.Application:
+        return await build_app(await open_connector(settings))
+
+    web.run_app(
+        make_app(),
+        host=settings.http.host,
+        port=settings.http.port,
+        ssl_context=_server_ssl(settings),
+        shutdown_timeout=10.0,
+        print=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    return EXIT_OK
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from connector.adapters.db import engine
+
+    settings = _settings(args)
+    asyncio.run(engine.upgrade(settings.database.url))
+    print(f"database {settings.database.redacted_url} is at revision {engine.head_revision()}")
+    return EXIT_OK
+
+
+def _print_item(item: StoredItem, events: Sequence[ItemEvent]) -> None:
+    print(f"item {item.item_id} of operator {item.operator_id}")
+    print(f"  reference    {item.reference}")
+    print(
+        f"  state        {item.state.value}"
+        + (f" ({item.decision.value})" if item.decision else "")
+    )
+    print(f"  version      {item.version}")
+    print(f"  destination  {item.destination_country}")
+    print(f"  batch        {item.batch_id}")
+    print(f"  received     {item.received_at.isoformat()}")
+    print(f"  updated      {item.updated_at.isoformat()}")
+    print("  history:")
+    for event in events:
+        before = event.from_state.value if event.from_state else "-"
+        detail = f"  {event.detail}" if event.detail else ""
+        print(
+            f"    {event.at.isoformat()}  {before:>10} -> {event.to_state.value:<10} "
+            f"by {event.actor}{detail}"
+        )
+
+
+async def _items_show(settings: Settings, item_id: str) -> int:
+    from connector.adapters.db.store import SqlItemStore
+
+    store = await SqlItemStore.open(settings.database.url)
+    try:
+        items = await store.find_items(item_id)
+        if not items:
+            raise NotFound(f"no item {item_id!r} in {settings.database.redacted_url}")
+        for index, item in enumerate(items):
+            if index:
+                print()
+            _print_item(item, await store.item_events(item.reference))
+    finally:
+        await store.close()
+    return EXIT_OK
+
+
+def _cmd_items_show(args: argparse.Namespace) -> int:
+    return asyncio.run(_items_show(_settings(args), args.item_id))
+
+
+async def _schedules(settings: Settings, action: str, operator_id: str | None) -> int:
+    from datetime import UTC, datetime
+
+    from connector.adapters.scheduler import schedule_id
+    from connector.app import open_connector
+
+    connector = await open_connector(settings)
+    try:
+        scheduled = connector.scheduler.schedules
+        if operator_id is not None and operator_id not in scheduled:
+            raise NotFound(f"operator {operator_id!r} has no pull schedule in the configuration")
+        if action == "list":
+            states = await connector.store.schedule_states()
+            now = datetime.now(UTC)
+            print(f"{'schedule':<24} {'every':<16} {'paused':<7} {'next run':<26} last result")
+            for op, schedule in sorted(scheduled.items()):
+                state = states.get(schedule_id(op))
+                upcoming = schedule.trigger().get_next_fire_time(None, now)
+                print(
+                    f"{schedule_id(op):<24} {schedule.describe():<16} "
+                    f"{'yes' if state and state.paused else 'no':<7} "
+                    f"{upcoming.isoformat() if upcoming else '-':<26} "
+                    f"{(state.last_result if state and state.last_result else '-')}"
+                )
+        elif action in ("pause", "resume"):
+            assert operator_id is not None
+            await connector.store.set_paused(schedule_id(operator_id), action == "pause")
+            print(f"{schedule_id(operator_id)} {action}d")
+        else:
+            assert operator_id is not None
+            outcome = await connector.scheduler.trigger(operator_id)
+            print(f"{schedule_id(operator_id)}: {outcome.summary() if outcome else 'not run'}")
+            return EXIT_OK if outcome is not None and outcome.ok else EXIT_INVALID
+    finally:
+        await connector.close()
+    return EXIT_OK
+
+
+def _cmd_schedules(args: argparse.Namespace) -> int:
+    return asyncio.run(_schedules(_settings(args), args.action, getattr(args, "operator", None)))
+
+
 def _ratio(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -201,10 +346,45 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, metavar="S")
     demo.add_argument("--invalid-ratio", type=_ratio, default=0.05, metavar="R")
     demo.set_defaults(handler=_cmd_demo)
+
+    def with_config(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument(
+            "--config", metavar="FILE", help="configuration file (default: $CONNECTOR_CONFIG)"
+        )
+        return command
+
+    run = with_config(commands.add_parser("run", help="run the service (HTTP API + schedulers)"))
+    run.set_defaults(handler=_cmd_run)
+
+    db = commands.add_parser("db", help="database administration")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    upgrade = with_config(db_commands.add_parser("upgrade", help="migrate the schema to head"))
+    upgrade.set_defaults(handler=_cmd_db_upgrade)
+
+    items = commands.add_parser("items", help="look at items")
+    items_commands = items.add_subparsers(dest="items_command", required=True, metavar="COMMAND")
+    show = with_config(items_commands.add_parser("show", help="an item's state and history"))
+    show.add_argument("item_id", metavar="ITEMID")
+    show.set_defaults(handler=_cmd_items_show)
+
+    schedules = commands.add_parser("schedules", help="scheduled pulls")
+    actions = schedules.add_subparsers(dest="action", required=True, metavar="COMMAND")
+    with_config(actions.add_parser("list", help="schedules with next run and last result"))
+    for action, text in (
+        ("pause", "stop an operator's scheduled pulls (all replicas)"),
+        ("resume", "resume an operator's scheduled pulls"),
+        ("trigger", "pull an operator's source now"),
+    ):
+        with_config(actions.add_parser(action, help=text)).add_argument("operator", metavar="OP")
+    schedules.set_defaults(handler=_cmd_schedules)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except ConnectorError as exc:
+        print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+        return EXIT_UNUSABLE
     return code

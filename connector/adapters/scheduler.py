@@ -24,6 +24,7 @@ import re
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final
 
 import structlog
@@ -71,6 +72,9 @@ class IntervalSchedule:
         """The APScheduler trigger firing exactly on the slots."""
         return IntervalTrigger(seconds=self.seconds, start_date=EPOCH, timezone=UTC)
 
+    def describe(self) -> str:
+        return f"{self.seconds} s"
+
     def slot(self, now: datetime) -> datetime:
         """The slot ``now`` falls in: ``floor(now / interval) * interval``."""
         elapsed = (now - EPOCH) // timedelta(seconds=1)
@@ -92,6 +96,9 @@ class CronSchedule:
     def trigger(self) -> CronTrigger:
         """The APScheduler trigger for the expression, in UTC."""
         return CronTrigger.from_crontab(self.expression, timezone=UTC)
+
+    def describe(self) -> str:
+        return f"cron {self.expression}"
 
     def slot(self, now: datetime) -> datetime:
         """The latest fire time at or before ``now`` (``now`` itself if there is none)."""
@@ -176,6 +183,11 @@ class PullScheduler:
                 name=schedule_id(operator_id),
                 replace_existing=True,
             )
+
+    @property
+    def schedules(self) -> Mapping[str, Schedule]:
+        """The configured schedules by operator id."""
+        return MappingProxyType(self._schedules)
 
     @property
     def running(self) -> bool:

@@ -1,0 +1,155 @@
+"""Wiring: settings in, a running connector out.
+
+:func:`open_connector` opens the store (refusing a database whose schema is not at head),
+syncs the configured operators into it and builds the stage services; :func:`build_app`
+turns that into the aiohttp application whose ``cleanup_ctx`` starts the pull scheduler
+and closes every resource on shutdown. The CLI, the service and the tests use the same
+functions; tests pass their own store or clock instead of patching modules.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from connector.adapters.db.store import SqlItemStore
+from connector.adapters.scheduler import (
+    CronSchedule,
+    IntervalSchedule,
+    PullScheduler,
+    Schedule,
+)
+from connector.adapters.sources import DirectorySource, HttpSource
+from connector.adapters.web.server import build_web_app
+from connector.flow.accept import AcceptService
+from connector.flow.amend import AmendService
+from connector.flow.pull import PullService
+from connector.ports import Clock, ItemStore, OperatorSource
+from connector.settings import Settings, hash_token
+from connector.testing import SystemClock
+
+__all__ = ["Connector", "build_app", "default_owner", "open_connector"]
+
+SCHEDULER: web.AppKey[PullScheduler] = web.AppKey("scheduler", PullScheduler)
+
+
+def default_owner() -> str:
+    """This process's name in claims and leases: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _sources(settings: Settings) -> dict[str, OperatorSource]:
+    sources: dict[str, OperatorSource] = {}
+    for operator in settings.operators:
+        pull = operator.pull
+        if pull is None or not operator.enabled:
+            continue
+        if pull.directory is not None:
+            sources[operator.id] = DirectorySource(
+                pull.directory, max_bytes=settings.limits.max_bytes
+            )
+        elif pull.url is not None:
+            sources[operator.id] = HttpSource(
+                pull.url,
+                token=pull.token.get_secret_value() if pull.token else None,
+                timeout_s=pull.timeout_seconds,
+                retries=pull.retries,
+                max_bytes=settings.limits.max_bytes,
+            )
+    return sources
+
+
+def _schedules(settings: Settings) -> dict[str, Schedule]:
+    schedules: dict[str, Schedule] = {}
+    for operator in settings.operators:
+        schedule = operator.schedule
+        if schedule is None or not operator.enabled or operator.pull is None:
+            continue
+        if schedule.interval_seconds is not None:
+            schedules[operator.id] = IntervalSchedule(schedule.interval_seconds)
+        elif schedule.cron is not None:
+            schedules[operator.id] = CronSchedule(schedule.cron)
+    return schedules
+
+
+@dataclass
+class Connector:
+    """The connector's services over one store; ``close()`` releases everything."""
+
+    settings: Settings
+    store: ItemStore
+    clock: Clock
+    accept: AcceptService
+    amend: AmendService
+    pull: PullService
+    sources: dict[str, OperatorSource]
+    scheduler: PullScheduler
+    owner: str
+    _owns_store: bool = field(default=True, repr=False)
+
+    async def close(self) -> None:
+        if self.scheduler.running:
+            await self.scheduler.shutdown(wait=True)
+        for source in self.sources.values():
+            if isinstance(source, HttpSource):
+                await source.close()
+        if self._owns_store and isinstance(self.store, SqlItemStore):
+            await self.store.close()
+
+
+async def open_connector(
+    settings: Settings,
+    *,
+    store: ItemStore | None = None,
+    clock: Clock | None = None,
+    owner: str | None = None,
+) -> Connector:
+    """Open the store (unless given), sync operators, and build the services."""
+    clock = clock or SystemClock()
+    owns_store = store is None
+    if store is None:
+        store = await SqlItemStore.open(settings.database.url)
+    try:
+        await store.upsert_operators(settings.operator_records())
+        limits = settings.limits.parse_limits()
+        accept = AcceptService(store=store, clock=clock, limits=limits)
+        amend = AmendService(store=store, clock=clock, limits=limits)
+        pull = PullService(store=store, accept=accept, clock=clock)
+        sources = _sources(settings)
+        owner = owner or default_owner()
+        scheduler = PullScheduler(store, pull, sources, _schedules(settings), clock, owner)
+    except BaseException:
+        if owns_store and isinstance(store, SqlItemStore):
+            await store.close()
+        raise
+    return Connector(
+        settings, store, clock, accept, amend, pull, sources, scheduler, owner, owns_store
+    )
+
+
+async def build_app(connector: Connector, *, schedule: bool = True) -> web.Application:
+    """The HTTP API over ``connector``; the scheduler runs while the app does."""
+    settings = connector.settings
+    admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+    app = build_web_app(
+        store=connector.store,
+        accept=connector.accept,
+        amend=connector.amend,
+        clock=connector.clock,
+        max_body_bytes=settings.http.max_body_bytes,
+        admin_token_sha256=hash_token(admin) if admin else None,
+    )
+    app[SCHEDULER] = connector.scheduler
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        if schedule:
+            connector.scheduler.start()
+        yield
+        await connector.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
