@@ -68,13 +68,25 @@ class ValidationReport:
         return not self.errors
 
     def item_element(self, item_index: int) -> etree._Element:
-        """The parsed element of the item at ``item_index``."""
+        """The parsed element of the item at ``item_index`` (walks the list: use it for one
+        item; :meth:`accepted_elements` for many)."""
         return self.document[1][item_index]
+
+    def accepted_elements(self) -> Iterator[tuple[AcceptedItem, etree._Element]]:
+        """Each accepted item with its element, in one walk over the item list."""
+        accepted = iter(self.accepted)
+        wanted = next(accepted, None)
+        for index, element in enumerate(self.document[1]):
+            if wanted is None:
+                return
+            if index == wanted.item_index:
+                yield wanted, element
+                wanted = next(accepted, None)
 
     def accepted_items(self) -> Iterator[PostalItem]:
         """The accepted items as domain records (built on demand)."""
-        for accepted in self.accepted:
-            yield postal_item(self.item_element(accepted.item_index))
+        for _, element in self.accepted_elements():
+            yield postal_item(element)
 
 
 def validate_item_batch(

@@ -42,32 +42,33 @@ def renamespace(element: etree._Element, namespace: str) -> etree._Element:
     return result
 
 
-def _child(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
-    child = etree.SubElement(parent, f"{{{etree.QName(parent).namespace}}}{name}")
-    child.text = text
-    return child
-
-
 def acknowledgement_xml(ack: Acknowledgement) -> bytes:
     """The acknowledgement of an item batch (acknowledgement-1.xsd)."""
     ns = MessageKind.ACKNOWLEDGEMENT.namespace
+    sub = etree.SubElement
+
+    def child(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
+        node = sub(parent, f"{{{ns}}}{name}")
+        node.text = text
+        return node
+
     root = etree.Element(f"{{{ns}}}Acknowledgement", nsmap={None: ns})  # type: ignore[dict-item]
-    _child(root, "BatchId", ack.batch_id)
-    _child(root, "OperatorId", ack.operator_id)
-    _child(root, "ReceivedAt", xml_datetime(ack.received_at))
-    items = _child(root, "Items")
+    child(root, "BatchId", ack.batch_id)
+    child(root, "OperatorId", ack.operator_id)
+    child(root, "ReceivedAt", xml_datetime(ack.received_at))
+    items = child(root, "Items")
     for item in ack.items:
-        node = _child(items, "Item")
-        _child(node, "ItemIndex", str(item.item_index))
-        _child(node, "ItemId", item.item_id[:64])
-        _child(node, "Status", "accepted" if item.accepted else "rejected")
+        node = child(items, "Item")
+        child(node, "ItemIndex", str(item.item_index))
+        child(node, "ItemId", item.item_id[:64])
+        child(node, "Status", "accepted" if item.accepted else "rejected")
         if item.reference is not None:
-            _child(node, "Reference", item.reference)
+            child(node, "Reference", item.reference)
         if item.errors:
-            errors = _child(node, "Errors")
+            errors = child(node, "Errors")
             for error in item.errors:
-                entry = _child(errors, "Error")
-                _child(entry, "Code", error.code)
-                _child(entry, "Path", error.path or ".")
-                _child(entry, "Message", error.message[:1000])
+                entry = child(errors, "Error")
+                child(entry, "Code", error.code)
+                child(entry, "Path", error.path or ".")
+                child(entry, "Message", error.message[:1000])
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -14,7 +14,7 @@ def item_reference(operator_id: str, item_id: str) -> str:
     Derived, not random, so a replayed intake or a re-sent declaration carries the same
     reference and Customs can deduplicate on it.
     """
-    raw = hashlib.sha256(f"{operator_id}\x1f{item_id}".encode()).digest()
+    raw = hashlib.sha256(f"{operator_id}\x1f{item_id}".encode()).digest()[:15]  # 120 bits
     return "EAD" + base64.b32encode(raw).decode("ascii")[:21]
 
 

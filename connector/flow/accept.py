@@ -24,6 +24,7 @@ from connector.core.model import (
 )
 from connector.core.references import digest
 from connector.core.rules import element_path
+from connector.core.schemas import MessageKind
 from connector.core.xmlsafe import DEFAULT_LIMITS, ParseLimits
 from connector.errors import Forbidden
 from connector.ports import Clock, ItemStore
@@ -31,23 +32,24 @@ from connector.ports import Clock, ItemStore
 __all__ = ["AcceptService", "incoming_items"]
 
 
+_ITEM_NS = MessageKind.ITEM_BATCH.namespace
+_TRANSPORT = f"{{{_ITEM_NS}}}Transport"
+_DESTINATION = f"{{{_ITEM_NS}}}DestinationCountry"
+
+
 def incoming_items(report: ValidationReport) -> tuple[IncomingItem, ...]:
     """The accepted items of ``report`` as the store takes them (canonical bytes + digest)."""
     result = []
-    for accepted in report.accepted:
-        element = report.item_element(accepted.item_index)
+    for accepted, element in report.accepted_elements():
         item_xml = etree.tostring(element, encoding="UTF-8")
-        transport = (
-            element[-1] if etree.QName(element[-1]).localname == "Transport" else element[-2]
-        )
-        destination = next(
-            child for child in transport if etree.QName(child).localname == "DestinationCountry"
-        )
+        # Schema-valid: Transport is last, or last but one before the optional Comments.
+        transport = element[-1] if element[-1].tag == _TRANSPORT else element[-2]
+        destination = transport.findtext(_DESTINATION) or ""
         result.append(
             IncomingItem(
                 item_index=accepted.item_index,
                 item_id=accepted.item_id,
-                destination_country=(destination.text or "").strip(),
+                destination_country=destination.strip(),
                 digest=digest(item_xml),
                 item_xml=item_xml,
             )
