@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Self
 
 import sqlalchemy as sa
@@ -168,6 +169,47 @@ def _batch_row(intake: Intake) -> dict[str, Any]:
     }
 
 
+async def _bulk_insert(session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert uniform ``rows`` with one driver-level executemany.
+
+    Each column's values go through the column type's own bind converter, so the stored
+    form is exactly what a SQLAlchemy insert would store; the statement just skips the
+    per-row compile and parameter bookkeeping, which cost four times the database's own work
+    for a 1,000-item intake.
+    """
+    if not rows:
+        return
+    connection = await session.connection()
+    dialect = connection.dialect
+    names = list(rows[0])
+    placeholders = {
+        "qmark": ["?"] * len(names),
+        "numeric_dollar": [f"${n}" for n in range(1, len(names) + 1)],
+        "format": ["%s"] * len(names),
+    }.get(dialect.paramstyle)
+    if placeholders is None:  # a driver we have not measured: the general path
+        await session.execute(sa.insert(table), rows)
+        return
+    pick = itemgetter(*names)
+    converters = [
+        (position, convert)
+        for position, name in enumerate(names)
+        if (convert := table.c[name].type.bind_processor(dialect)) is not None
+    ]
+    parameters: list[Any] = list(map(pick, rows))
+    if converters:
+        for position_in_list, values in enumerate(parameters):
+            converted = list(values)
+            for position, convert in converters:
+                converted[position] = convert(converted[position])
+            parameters[position_in_list] = tuple(converted)
+    quote = dialect.identifier_preparer.quote
+    into = f"{quote(table.name)} ({', '.join(quote(name) for name in names)})"
+    # Names come from our own table metadata; every value is a bound parameter.
+    statement = f"INSERT INTO {into} VALUES ({', '.join(placeholders)})"  # noqa: S608
+    await connection.exec_driver_sql(statement, parameters)
+
+
 # -- the store ------------------------------------------------------------------------------
 
 
@@ -307,11 +349,9 @@ class SqlItemStore:
                 )
             )
         rows = [item_to_row(item) for item in sorted(items, key=lambda item: item.item_id)]
-        await session.execute(sa.insert(_ITEMS), rows)
-        await session.execute(sa.insert(_EVENTS), events)
-        await session.execute(
-            sa.insert(_OUTBOX), [_outbox_row(item.reference, at) for item in items]
-        )
+        await _bulk_insert(session, _ITEMS, rows)
+        await _bulk_insert(session, _EVENTS, events)
+        await _bulk_insert(session, _OUTBOX, [_outbox_row(item.reference, at) for item in items])
 
     async def _save_cursor(self, session: AsyncSession, intake: Intake) -> None:
         """Move the operator's pull cursor (and forget the last pull error)."""

@@ -10,7 +10,9 @@ as ``timestamptz`` on PostgreSQL and as UTC text on SQLite.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -44,6 +46,25 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         # SQLite's DateTime drops the offset without converting: hand it UTC wall time.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """The converter, remembering its last value: one intake binds the same timestamp to
+        thousands of rows (items, events, outbox), so it is converted once, not per row."""
+        convert = super().bind_processor(dialect)
+        if convert is None:
+            return None
+        last: tuple[object, object] = (object(), None)
+
+        def process(value: Any) -> Any:
+            nonlocal last
+            seen, result = last
+            if value is seen:
+                return result
+            result = convert(value)
+            last = (value, result)
+            return result
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
