@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 
-from bench import attacks, validation
+import structlog
+
+from bench import attacks, intake, validation
 
 
 def main() -> None:
+    # The figures are the output: keep the service's info logs out of it.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
-    figures = validation.run(args.quick)
+    figures = validation.run(args.quick) + intake.run(args.quick)
     print(f"{'figure':<40} {'items/s':>12} {'baseline/s':>12} {'ratio':>7}")
     for figure in figures:
         print(
