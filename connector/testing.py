@@ -154,23 +154,10 @@ class InMemoryItemStore:
                 version=version,
                 replacing=True,
             )
-            amended = replace(
-                current,
-                version=version,
-                state=ItemState.AMENDED,
-                digest=item.digest,
-                item_xml=item.item_xml,
-                destination_country=item.destination_country,
-                updated_at=at,
+            amended, event = lifecycle.amended(
+                current, item, version, f"operator:{operator_id}", at
             )
-            self._event(
-                current.reference,
-                at,
-                f"operator:{operator_id}",
-                current.state,
-                ItemState.AMENDED,
-                f"version {version}",
-            )
+            self.events.setdefault(current.reference, []).append(event)
             self.items[(operator_id, item.item_id)] = amended
             if current.reference not in self.outbox:
                 self.outbox.append(current.reference)
@@ -187,15 +174,8 @@ class InMemoryItemStore:
                 version=version,
                 replacing=False,
             )
-            cancelled = replace(current, state=ItemState.CANCELLED, updated_at=at)
-            self._event(
-                current.reference,
-                at,
-                f"operator:{operator_id}",
-                current.state,
-                ItemState.CANCELLED,
-                reason,
-            )
+            cancelled, event = lifecycle.cancelled(current, reason, f"operator:{operator_id}", at)
+            self.events.setdefault(current.reference, []).append(event)
             self.items[(operator_id, item_id)] = cancelled
             if current.reference in self.outbox:
                 self.outbox.remove(current.reference)

@@ -15,12 +15,22 @@ change; :func:`transition` is the only way to compute the next state.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from types import MappingProxyType
 
-from connector.core.model import ItemState, StoredItem
+from connector.core.model import IncomingItem, ItemEvent, ItemState, StoredItem
 from connector.errors import IllegalTransition, NotFound
 
-__all__ = ["ALLOWED", "FINAL_STATES", "can_amend", "check_amendable", "transition"]
+__all__ = [
+    "ALLOWED",
+    "FINAL_STATES",
+    "amended",
+    "can_amend",
+    "cancelled",
+    "check_amendable",
+    "transition",
+]
 
 S = ItemState
 
@@ -87,3 +97,29 @@ def check_amendable(
             current_version=item.version,
         )
     return item
+
+
+def amended(
+    current: StoredItem, incoming: IncomingItem, version: int, actor: str, at: datetime
+) -> tuple[StoredItem, ItemEvent]:
+    """The item after an operator's replacement at ``version``, and the event to write."""
+    state = transition(current.state, ItemState.AMENDED)
+    item = replace(
+        current,
+        version=version,
+        state=state,
+        digest=incoming.digest,
+        item_xml=incoming.item_xml,
+        destination_country=incoming.destination_country,
+        updated_at=at,
+    )
+    return item, ItemEvent(current.reference, at, actor, current.state, state, f"version {version}")
+
+
+def cancelled(
+    current: StoredItem, reason: str, actor: str, at: datetime
+) -> tuple[StoredItem, ItemEvent]:
+    """The item after an operator withdrew it, and the event to write."""
+    state = transition(current.state, ItemState.CANCELLED)
+    item = replace(current, state=state, updated_at=at)
+    return item, ItemEvent(current.reference, at, actor, current.state, state, reason)

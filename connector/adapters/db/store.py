@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, Self
@@ -415,22 +414,8 @@ class SqlItemStore:
                 current = lifecycle.check_amendable(
                     found, operator_id, item.item_id, version=version, replacing=True
                 )
-                amended = replace(
-                    current,
-                    version=version,
-                    state=ItemState.AMENDED,
-                    digest=item.digest,
-                    item_xml=item.item_xml,
-                    destination_country=item.destination_country,
-                    updated_at=at,
-                )
-                event = ItemEvent(
-                    current.reference,
-                    at,
-                    f"operator:{operator_id}",
-                    current.state,
-                    ItemState.AMENDED,
-                    f"version {version}",
+                amended, event = lifecycle.amended(
+                    current, item, version, f"operator:{operator_id}", at
                 )
                 await self._replace_item(session, amended, event)
                 pending = await session.scalar(
@@ -453,14 +438,8 @@ class SqlItemStore:
                 current = lifecycle.check_amendable(
                     found, operator_id, item_id, version=version, replacing=False
                 )
-                cancelled = replace(current, state=ItemState.CANCELLED, updated_at=at)
-                event = ItemEvent(
-                    current.reference,
-                    at,
-                    f"operator:{operator_id}",
-                    current.state,
-                    ItemState.CANCELLED,
-                    reason,
+                cancelled, event = lifecycle.cancelled(
+                    current, reason, f"operator:{operator_id}", at
                 )
                 await self._replace_item(session, cancelled, event)
                 # Withdrawn work leaves the queue; the item's events keep the history.
