@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -136,8 +136,42 @@ async def count_items(database_url: str) -> int:
         await engine.dispose()
 
 
-async def test_same_batch_twice_is_stored_once(tmp_path: Path, http: aiohttp.ClientSession) -> None:
-    database = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for one test (dropped afterwards)."""
+    assert PG_URL is not None
+    name = f"e2e_{uuid.uuid4().hex[:12]}"
+
+    async def run(statement: str) -> None:
+        admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        try:
+            async with admin.connect() as connection:
+                await connection.execute(sa.text(statement))
+        finally:
+            await admin.dispose()
+
+    await run(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+        return
+    if PG_URL is None:
+        pytest.skip("needs CONNECTOR_TEST_DATABASE_URL (PostgreSQL)")
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+async def test_same_batch_twice_is_stored_once(
+    tmp_path: Path, http: aiohttp.ClientSession, database_url: str
+) -> None:
+    database = database_url
     port = free_port()
     config = write_config(tmp_path, database, port)
     assert cli("db", "upgrade", "--config", str(config)).returncode == 0
@@ -199,13 +233,7 @@ async def test_sigkill_during_pushes_loses_no_acknowledged_item(
 @pytest.mark.skipif(PG_URL is None, reason="needs CONNECTOR_TEST_DATABASE_URL (PostgreSQL)")
 async def test_two_replicas_run_each_tick_exactly_once(tmp_path: Path) -> None:
     """Two service processes, one PostgreSQL database, a 1-second pull: one run per slot."""
-    assert PG_URL is not None
-    name = f"e2e_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    database = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    async with fresh_postgres_database() as database:
         configs = []
         for replica in ("a", "b"):
             directory = tmp_path / replica
@@ -232,7 +260,3 @@ async def test_two_replicas_run_each_tick_exactly_once(tmp_path: Path) -> None:
         fire_times = [row.fire_time for row in rows]
         assert len(fire_times) == len(set(fire_times)) >= 3
         assert runs == len(rows), (runs, len(rows))
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
