@@ -154,6 +154,12 @@ class OperatorSource(Protocol):
         """The next batch after ``cursor``, or None when there is nothing new."""
         ...
 
-    async def done(self, batch: FetchedBatch, ok: bool, detail: str) -> None:
-        """Tell the source the batch was stored (ok) or refused (not ok)."""
+    async def done(
+        self, batch: FetchedBatch, ok: bool, detail: str, receipt: bytes | None = None
+    ) -> None:
+        """Tell the source the batch was stored (ok) or refused (not ok).
+
+        ``receipt`` is the acknowledgement XML of a stored batch (per item accepted with its
+        reference, or rejected with its errors), for sources that can hand it back.
+        """
         ...

@@ -101,11 +101,14 @@ class DirectorySource:
             )
         return FetchedBatch(picked.data, cursor=picked.path.name, name=str(picked.path))
 
-    async def done(self, batch: FetchedBatch, ok: bool, detail: str) -> None:
-        """Move the file to ``done/`` (ok) or to ``failed/`` beside ``<name>.error.txt``."""
+    async def done(
+        self, batch: FetchedBatch, ok: bool, detail: str, receipt: bytes | None = None
+    ) -> None:
+        """Move the file to ``done/`` beside ``<name>.ack.xml`` (the acknowledgement, when
+        given), or to ``failed/`` beside ``<name>.error.txt``."""
         path = self.path / Path(batch.cursor).name
         await asyncio.to_thread(
-            self._move, path, "done" if ok else "failed", None if ok else detail
+            self._move, path, "done" if ok else "failed", None if ok else detail, receipt
         )
 
     def _candidates(self) -> list[Path]:
@@ -140,7 +143,9 @@ class DirectorySource:
             return _Picked(path, data)
         return None
 
-    def _move(self, path: Path, folder: str, error: str | None) -> None:
+    def _move(
+        self, path: Path, folder: str, error: str | None, receipt: bytes | None = None
+    ) -> None:
         with _os_errors(f"cannot move {path} to {folder}/"):
             target_dir = self.path / folder
             target_dir.mkdir(exist_ok=True)
@@ -153,6 +158,8 @@ class DirectorySource:
             if error is not None:
                 error_path = target.with_name(target.name + ".error.txt")
                 error_path.write_text(error + "\n", encoding="utf-8")
+            if receipt is not None:
+                target.with_name(target.name + ".ack.xml").write_bytes(receipt)
 
 
 def _reserve(directory: Path, name: str) -> Path:
@@ -259,8 +266,11 @@ class HttpSource:
             f"{self.url} failed {self.retries + 1} times; last: {last}", url=self.url
         ) from (last.__cause__ if last is not None and last.__cause__ is not None else last)
 
-    async def done(self, batch: FetchedBatch, ok: bool, detail: str) -> None:
-        """Remember to skip a refused batch; nothing to do for a stored one."""
+    async def done(
+        self, batch: FetchedBatch, ok: bool, detail: str, receipt: bytes | None = None
+    ) -> None:
+        """Remember to skip a refused batch; nothing to do for a stored one (the cursor
+        advance acknowledges it; the operator reads item verdicts from the API)."""
         if self._last is not None and self._last[0] == batch.cursor:
             if not ok:
                 self._skip(self._last[1], batch.cursor)

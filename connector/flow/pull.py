@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from connector.core.outbound import acknowledgement_xml
 from connector.errors import ConnectorError, Forbidden, InvalidMessage, StoreUnavailable
 from connector.flow.accept import AcceptService
 from connector.ports import Clock, FetchedBatch, ItemStore, OperatorSource
@@ -188,13 +189,21 @@ class PullService:
             rejected=len(ack.items) - accepted,
         )
         detail = f"batch {ack.batch_id}: {accepted} accepted, {len(ack.items) - accepted} rejected"
-        return await self._done(source, batch, ok=True, detail=detail, tally=tally)
+        receipt = acknowledgement_xml(ack)
+        return await self._done(source, batch, ok=True, detail=detail, tally=tally, receipt=receipt)
 
     async def _done(
-        self, source: OperatorSource, batch: FetchedBatch, *, ok: bool, detail: str, tally: _Tally
+        self,
+        source: OperatorSource,
+        batch: FetchedBatch,
+        *,
+        ok: bool,
+        detail: str,
+        tally: _Tally,
+        receipt: bytes | None = None,
     ) -> bool:
         try:
-            await source.done(batch, ok=ok, detail=detail)
+            await source.done(batch, ok=ok, detail=detail, receipt=receipt)
         except ConnectorError as exc:
             # A stored batch that could not be acknowledged is fetched again next run and is
             # then a duplicate; stop now rather than loop on it.

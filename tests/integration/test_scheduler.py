@@ -49,7 +49,9 @@ class FeedSource:
             return None
         return FetchedBatch(self.feed.batches[index], cursor=str(index), name=f"{index}.xml")
 
-    async def done(self, batch: FetchedBatch, ok: bool, detail: str) -> None:
+    async def done(
+        self, batch: FetchedBatch, ok: bool, detail: str, receipt: bytes | None = None
+    ) -> None:
         return None
 
 

@@ -12,8 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from lxml import etree
 
 from connector.adapters.sources import DirectorySource, HttpSource
+from connector.core.schemas import MessageKind, default_registry
 from connector.errors import SourceUnavailable, XmlTooLarge
 from connector.flow.accept import AcceptService
 from connector.flow.pull import PullService
@@ -154,12 +156,20 @@ async def test_directory_pull_end_to_end(tmp_path: Path) -> None:
     assert await store.get_cursor(OP) == "003.xml"
     assert _tree(tmp_path) == {
         "done/001.xml",
+        "done/001.xml.ack.xml",
         "done/003.xml",
+        "done/003.xml.ack.xml",
         "failed/002.xml",
         "failed/002.xml.error.txt",
         "004.xml.part",
     }
     assert store.pull_errors[OP][0].startswith(f"{tmp_path / '002.xml'}: xml_malformed: ")
+    # The operator gets each stored batch's acknowledgement beside it, valid by its schema.
+    schema = default_registry().lxml(MessageKind.ACKNOWLEDGEMENT)
+    for name in ("001.xml", "003.xml"):
+        receipt = etree.parse(str(tmp_path / "done" / f"{name}.ack.xml")).getroot()
+        assert schema.validate(receipt), schema.error_log
+        assert receipt.findall(".//{urn:ead-connector:acknowledgement:1}Reference")
 
 
 # --- HTTP -----------------------------------------------------------------------------------

@@ -43,7 +43,9 @@ class ScriptedSource:
             return None
         return FetchedBatch(self.batches[index], cursor=str(index), name=f"batch-{index}.xml")
 
-    async def done(self, batch: FetchedBatch, ok: bool, detail: str) -> None:
+    async def done(
+        self, batch: FetchedBatch, ok: bool, detail: str, receipt: bytes | None = None
+    ) -> None:
         self.done_calls.append((batch.cursor, ok, detail))
         if not ok:
             self.skipped.add(int(batch.cursor))
@@ -219,7 +221,9 @@ async def test_a_failing_acknowledgement_stops_the_run_after_the_commit(
     """If done() fails after a commit, the items and cursor stay stored and the run stops."""
 
     class Unmovable(ScriptedSource):
-        async def done(self, batch: FetchedBatch, ok: bool, detail: str) -> None:
+        async def done(
+            self, batch: FetchedBatch, ok: bool, detail: str, receipt: bytes | None = None
+        ) -> None:
             raise SourceUnavailable("cannot move batch-0.xml")
 
     source = Unmovable([_batch(2, 1), _batch(2, 2)])
