@@ -377,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         with_config(actions.add_parser(action, help=text)).add_argument("operator", metavar="OP")
     schedules.set_defaults(handler=_cmd_schedules)
+
+    from connector import keys_cli
+
+    keys_cli.register(commands)
     return parser
 
 

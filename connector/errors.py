@@ -24,7 +24,10 @@ output) and an ``http_status``; the class docstring is its default message.
     ├── IllegalTransition                           409  illegal_transition
     ├── StoreUnavailable                            503  store_unavailable
     ├── SourceUnavailable                           502  source_unavailable
-    └── ConfigurationError                          500  configuration_invalid
+    ├── ConfigurationError                          500  configuration_invalid
+    ├── SignatureInvalid                            400  signature_invalid
+    │   └── CertificateUntrusted                    400  certificate_untrusted
+    └── SigningKeyUnavailable                       500  signing_key_unavailable
 
 Per-item faults inside an otherwise usable batch are not exceptions: they are reported as
 :class:`connector.core.model.ItemError` values so the good items beside them go on.
@@ -35,6 +38,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "CertificateUntrusted",
     "ConfigurationError",
     "ConnectorError",
     "EnvelopeInvalid",
@@ -44,6 +48,8 @@ __all__ = [
     "MessageKindUnknown",
     "NotAuthenticated",
     "NotFound",
+    "SignatureInvalid",
+    "SigningKeyUnavailable",
     "SourceUnavailable",
     "StoreUnavailable",
     "UnknownCode",
@@ -192,4 +198,25 @@ class ConfigurationError(ConnectorError):
     """The configuration is invalid."""
 
     code = "configuration_invalid"
+    http_status = 500
+
+
+class SignatureInvalid(ConnectorError):
+    """The XML signature of the message is missing or does not verify."""
+
+    code = "signature_invalid"
+    http_status = 400
+
+
+class CertificateUntrusted(SignatureInvalid):
+    """The message is signed with a certificate that is not pinned or not valid now."""
+
+    code = "certificate_untrusted"
+    http_status = 400
+
+
+class SigningKeyUnavailable(ConnectorError):
+    """The signing key or its certificate cannot be loaded."""
+
+    code = "signing_key_unavailable"
     http_status = 500
