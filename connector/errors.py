@@ -24,6 +24,8 @@ output) and an ``http_status``; the class docstring is its default message.
     ├── IllegalTransition                           409  illegal_transition
     ├── StoreUnavailable                            503  store_unavailable
     ├── SourceUnavailable                           502  source_unavailable
+    ├── CustomsUnavailable                          502  customs_unavailable (retried)
+    ├── CustomsRefused                              502  customs_refused (not retried)
     ├── ConfigurationError                          500  configuration_invalid
     ├── SignatureInvalid                            400  signature_invalid
     │   └── CertificateUntrusted                    400  certificate_untrusted
@@ -41,6 +43,8 @@ __all__ = [
     "CertificateUntrusted",
     "ConfigurationError",
     "ConnectorError",
+    "CustomsRefused",
+    "CustomsUnavailable",
     "EnvelopeInvalid",
     "Forbidden",
     "IllegalTransition",
@@ -191,6 +195,20 @@ class SourceUnavailable(ConnectorError):
     """An operator's pull source could not be read; its cursor is unchanged."""
 
     code = "source_unavailable"
+    http_status = 502
+
+
+class CustomsUnavailable(ConnectorError):
+    """The Customs system could not take the declaration now; it will be sent again."""
+
+    code = "customs_unavailable"
+    http_status = 502
+
+
+class CustomsRefused(ConnectorError):
+    """The Customs system refused the declaration; sending it again would not help."""
+
+    code = "customs_refused"
     http_status = 502
 
 

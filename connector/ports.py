@@ -20,7 +20,10 @@ from connector.core.model import (
 
 __all__ = [
     "Clock",
+    "CustomsGateway",
+    "CustomsReceipt",
     "FetchedBatch",
+    "ForwardClaim",
     "ItemStore",
     "OperatorRecord",
     "OperatorSource",
@@ -161,5 +164,43 @@ class OperatorSource(Protocol):
 
         ``receipt`` is the acknowledgement XML of a stored batch (per item accepted with its
         reference, or rejected with its errors), for sources that can hand it back.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardClaim:
+    """One item claimed for forwarding: the work and its lease."""
+
+    outbox_id: int
+    reference: str
+    operator_id: str
+    item_id: str
+    version: int
+    destination_country: str
+    item_xml: bytes
+    attempts: int  # previous attempts, 0 the first time
+
+
+@dataclass(frozen=True, slots=True)
+class CustomsReceipt:
+    """What a Customs system answered to one declaration batch."""
+
+    destination: str
+    declaration_batch_id: str
+    received_at: datetime
+    receipt: bytes  # the raw answer, kept as evidence
+
+
+class CustomsGateway(Protocol):
+    """Sends signed declaration batches to Customs destinations."""
+
+    async def send(
+        self, destination: str, declaration_batch_id: str, signed_xml: bytes
+    ) -> CustomsReceipt:
+        """Deliver one signed batch; raise CustomsUnavailable (retry later) or CustomsRefused.
+
+        ``declaration_batch_id`` is the idempotency key: sending the same id again must not
+        create a second declaration at Customs.
         """
         ...
