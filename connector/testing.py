@@ -7,6 +7,7 @@ both), keep everything in dictionaries and never touch the network or the disk.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -21,9 +22,11 @@ from connector.core.model import (
     StoredItem,
 )
 from connector.core.references import item_reference
-from connector.ports import OperatorRecord, ScheduleState
+from connector.core.retry import RetryDecision
+from connector.errors import IllegalTransition, NotFound
+from connector.ports import CustomsReceipt, ForwardClaim, OperatorRecord, ScheduleState
 
-__all__ = ["FrozenClock", "InMemoryItemStore", "SystemClock"]
+__all__ = ["Declaration", "FrozenClock", "InMemoryItemStore", "OutboxJob", "SystemClock"]
 
 
 class SystemClock:
@@ -54,6 +57,31 @@ class _Tick:
     finished_at: datetime | None = None
 
 
+@dataclass
+class OutboxJob:
+    """One forwarding job, as a row of the SQL store's ``outbox`` table."""
+
+    id: int
+    reference: str
+    status: str  # pending | claimed | done | dead
+    next_attempt_at: datetime
+    attempts: int = 0
+    owner: str | None = None
+    lease_until: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """Evidence of one declaration batch sent to Customs: the signed bytes and the answer."""
+
+    declaration_batch_id: str
+    destination: str
+    signed_xml: bytes
+    receipt: bytes
+    sent_at: datetime
+
+
 class InMemoryItemStore:
     """An :class:`~connector.ports.ItemStore` in dictionaries; one lock makes each call atomic."""
 
@@ -61,7 +89,9 @@ class InMemoryItemStore:
         self._lock = asyncio.Lock()
         self.items: dict[tuple[str, str], StoredItem] = {}
         self.events: dict[str, list[ItemEvent]] = {}
-        self.outbox: list[str] = []  # references queued for forwarding, in order
+        self.outbox: list[str] = []  # references with pending forwarding work, in order
+        self.jobs: dict[int, OutboxJob] = {}  # every forwarding job by id, as the outbox table
+        self.declarations: dict[str, Declaration] = {}
         self.batches: dict[tuple[str, str], Intake] = {}
         self.cursors: dict[str, str] = {}
         self.pull_errors: dict[str, tuple[str, datetime]] = {}
@@ -117,7 +147,7 @@ class InMemoryItemStore:
                         ItemState.ACCEPTED,
                         "validated",
                     )
-                    self.outbox.append(reference)
+                    self._queue(reference, intake.received_at)
                     status = IntakeStatus.NEW
                 else:
                     reference = existing.reference
@@ -160,7 +190,7 @@ class InMemoryItemStore:
             self.events.setdefault(current.reference, []).append(event)
             self.items[(operator_id, item.item_id)] = amended
             if current.reference not in self.outbox:
-                self.outbox.append(current.reference)
+                self._queue(current.reference, at)
             return amended
 
     async def cancel_item(
@@ -179,7 +209,163 @@ class InMemoryItemStore:
             self.items[(operator_id, item_id)] = cancelled
             if current.reference in self.outbox:
                 self.outbox.remove(current.reference)
+            for job in self._pending_jobs(current.reference):
+                del self.jobs[job.id]
             return cancelled
+
+    # -- forwarding -----------------------------------------------------------------------
+
+    def _queue(self, reference: str, at: datetime) -> None:
+        """Queue one pending forwarding job for ``reference`` (replacing a pending one)."""
+        for job in self._pending_jobs(reference):
+            del self.jobs[job.id]
+        job_id = max(self.jobs, default=0) + 1
+        self.jobs[job_id] = OutboxJob(job_id, reference, "pending", next_attempt_at=at)
+        if reference not in self.outbox:
+            self.outbox.append(reference)
+
+    def _pending_jobs(self, reference: str) -> list[OutboxJob]:
+        return [
+            job
+            for job in self.jobs.values()
+            if job.reference == reference and job.status == "pending"
+        ]
+
+    def _by_reference(self, reference: str) -> StoredItem:
+        for item in self.items.values():
+            if item.reference == reference:
+                return item
+        raise NotFound(f"no item with reference {reference}")
+
+    def _move(
+        self, reference: str, to_state: ItemState, actor: str, at: datetime, detail: str
+    ) -> StoredItem:
+        """Move an item to ``to_state`` (checked by the lifecycle) and write its event."""
+        item = self._by_reference(reference)
+        self._event(reference, at, actor, item.state, to_state, detail)
+        moved = replace(item, state=to_state, updated_at=at)
+        self.items[(item.operator_id, item.item_id)] = moved
+        return moved
+
+    def _owned(self, claims: Sequence[ForwardClaim], owner: str) -> list[OutboxJob]:
+        """The jobs of ``claims`` that ``owner`` still holds (a stale worker gets none)."""
+        jobs = (self.jobs.get(claim.outbox_id) for claim in claims)
+        return [
+            job
+            for job in jobs
+            if job is not None and job.status == "claimed" and job.owner == owner
+        ]
+
+    async def claim_for_forwarding(
+        self, owner: str, limit: int, lease_s: float, now: datetime
+    ) -> tuple[ForwardClaim, ...]:
+        async with self._lock:
+            due = sorted(
+                (
+                    job
+                    for job in self.jobs.values()
+                    if (job.status == "pending" and job.next_attempt_at <= now)
+                    or (
+                        job.status == "claimed"
+                        and job.lease_until is not None
+                        and job.lease_until < now
+                    )
+                ),
+                key=lambda job: (job.next_attempt_at, job.id),
+            )[:limit]
+            claims = []
+            for job in due:
+                taken_over = job.status == "claimed"
+                job.status, job.owner = "claimed", owner
+                job.lease_until = now + timedelta(seconds=lease_s)
+                if job.reference in self.outbox:
+                    self.outbox.remove(job.reference)
+                detail = f"attempt {job.attempts + 1} by {owner}"
+                if taken_over:
+                    detail += " (lease expired)"
+                item = self._move(job.reference, ItemState.FORWARDING, "connector", now, detail)
+                claims.append(
+                    ForwardClaim(
+                        outbox_id=job.id,
+                        reference=item.reference,
+                        operator_id=item.operator_id,
+                        item_id=item.item_id,
+                        version=item.version,
+                        destination_country=item.destination_country,
+                        item_xml=item.item_xml,
+                        attempts=job.attempts,
+                    )
+                )
+            return tuple(claims)
+
+    async def record_forwarded(
+        self,
+        claims: Sequence[ForwardClaim],
+        owner: str,
+        declaration_batch_id: str,
+        signed_xml: bytes,
+        receipt: CustomsReceipt,
+        at: datetime,
+    ) -> int:
+        async with self._lock:
+            self.declarations.setdefault(
+                declaration_batch_id,
+                Declaration(
+                    declaration_batch_id, receipt.destination, signed_xml, receipt.receipt, at
+                ),
+            )
+            jobs = self._owned(claims, owner)
+            detail = f"declaration batch {declaration_batch_id} to {receipt.destination}"
+            for job in jobs:
+                job.status, job.lease_until, job.last_error = "done", None, None
+                self._move(job.reference, ItemState.FORWARDED, "connector", at, detail)
+            return len(jobs)
+
+    async def record_forward_failure(
+        self,
+        claims: Sequence[ForwardClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        async with self._lock:
+            jobs = self._owned(claims, owner)
+            for job in jobs:
+                job.attempts += 1
+                job.last_error, job.lease_until = error, None
+                if decision.dead:
+                    job.status = "dead"
+                    self._move(job.reference, ItemState.DEAD, "connector", at, decision.reason)
+                else:
+                    assert decision.retry_at is not None
+                    job.status, job.next_attempt_at = "pending", decision.retry_at
+                    self.outbox.append(job.reference)
+                    detail = f"{error}; retry at {decision.retry_at.isoformat()}"
+                    self._move(job.reference, ItemState.FORWARDING, "connector", at, detail)
+            return len(jobs)
+
+    async def dead_letters(self) -> tuple[StoredItem, ...]:
+        dead = sorted(
+            (job for job in self.jobs.values() if job.status == "dead"), key=lambda job: job.id
+        )
+        return tuple(self._by_reference(job.reference) for job in dead)
+
+    async def replay(self, reference: str, at: datetime) -> StoredItem:
+        async with self._lock:
+            self._by_reference(reference)  # NotFound for an unknown reference
+            dead = [
+                job
+                for job in self.jobs.values()
+                if job.reference == reference and job.status == "dead"
+            ]
+            if not dead:
+                raise IllegalTransition(f"item {reference} has no dead forwarding work")
+            for job in dead:
+                job.status, job.attempts, job.next_attempt_at = "pending", 0, at
+                job.owner = job.lease_until = None
+            self.outbox.append(reference)
+            return self._move(reference, ItemState.FORWARDING, "admin", at, "replay")
 
     async def get_cursor(self, operator_id: str) -> str | None:
         return self.cursors.get(operator_id)

@@ -21,13 +21,14 @@ from connector.adapters.db import engine as db_engine
 from connector.adapters.db.store import SqlItemStore
 from connector.core.model import IntakeStatus, ItemError, ItemEvent, ItemState
 from connector.core.references import item_reference
+from connector.core.retry import RetryDecision
 from connector.errors import (
     ConfigurationError,
     IllegalTransition,
     NotFound,
     StoreUnavailable,
 )
-from connector.ports import ItemStore, OperatorRecord, ScheduleState
+from connector.ports import CustomsReceipt, ItemStore, OperatorRecord, ScheduleState
 from tests.integration.conftest import (
     T0,
     PgDatabase,
@@ -455,6 +456,159 @@ async def test_operators_missing_from_the_configuration_stop_authenticating(
     assert await store.operator_by_token("b" * 64) == OP_B
     await store.upsert_operators((OP_A, OP_B))  # configured again: back in
     assert await store.operator_by_token("a" * 64) == OP_A
+
+
+# -- forwarding -----------------------------------------------------------------------------
+
+RECEIPT = CustomsReceipt("customs-de", "DB1", LATER, b"<receipt/>")
+RETRY = RetryDecision(LATER + timedelta(seconds=5), dead=False, reason="attempt 1 failed")
+GIVE_UP = RetryDecision(None, dead=True, reason="customs_refused: no")
+
+
+async def test_claim_takes_due_work_in_order_with_the_item_data(store: Store) -> None:
+    """Claims come in queue order, carry the item, and move it to FORWARDING with an event."""
+    results = await store.record_intake(make_intake(3))
+
+    claims = await store.claim_for_forwarding("a", 2, 60, LATER)
+
+    assert [c.reference for c in claims] == [r.reference for r in results[:2]]
+    first = claims[0]
+    stored = await store.get_item("OP1", item_id(0))
+    assert stored is not None
+    assert stored.state is ItemState.FORWARDING
+    assert (first.operator_id, first.item_id, first.version) == ("OP1", item_id(0), 1)
+    assert (first.destination_country, first.item_xml, first.attempts) == (
+        "DE",
+        stored.item_xml,
+        0,
+    )
+    assert (await store.item_events(first.reference))[-1] == ItemEvent(
+        first.reference,
+        LATER,
+        "connector",
+        ItemState.ACCEPTED,
+        ItemState.FORWARDING,
+        "attempt 1 by a",
+    )
+    assert await outbox_depth(store) == 1
+    assert [c.reference for c in await store.claim_for_forwarding("b", 10, 60, LATER)] == [
+        results[2].reference
+    ]
+    assert await store.claim_for_forwarding("b", 10, 60, LATER) == ()
+
+
+async def test_work_is_not_claimed_before_it_is_due(store: Store) -> None:
+    """Queued at T0, a claim at T0 - 1 s finds nothing."""
+    await store.record_intake(make_intake(1))
+
+    assert await store.claim_for_forwarding("a", 10, 60, T0 - timedelta(seconds=1)) == ()
+    assert len(await store.claim_for_forwarding("a", 10, 60, T0)) == 1
+
+
+async def test_record_forwarded_completes_only_the_owners_claims(store: Store) -> None:
+    """The owner's claims become FORWARDED (event names the batch); another owner's, nothing."""
+    await store.record_intake(make_intake(2))
+    claims = await store.claim_for_forwarding("a", 10, 60, LATER)
+
+    assert await store.record_forwarded(claims, "b", "DB1", b"<signed/>", RECEIPT, LATER) == 0
+    assert await store.record_forwarded(claims, "a", "DB1", b"<signed/>", RECEIPT, LATER) == 2
+    assert await store.record_forwarded(claims, "a", "DB1", b"<signed/>", RECEIPT, LATER) == 0
+
+    for claim in claims:
+        stored = await store.get_item("OP1", claim.item_id)
+        assert stored is not None
+        assert stored.state is ItemState.FORWARDED
+        event = (await store.item_events(claim.reference))[-1]
+        assert (event.from_state, event.to_state) == (ItemState.FORWARDING, ItemState.FORWARDED)
+        assert event.detail == "declaration batch DB1 to customs-de"
+    assert await store.claim_for_forwarding("a", 10, 60, LATER + timedelta(hours=1)) == ()
+    assert await outbox_depth(store) == 0
+
+
+async def test_failure_with_retry_requeues_for_later(store: Store) -> None:
+    """A retry decision counts the attempt and makes the job due at retry_at, not before."""
+    await store.record_intake(make_intake(1))
+    claims = await store.claim_for_forwarding("a", 10, 60, LATER)
+
+    assert await store.record_forward_failure(claims, "b", "boom", RETRY, LATER) == 0
+    assert await store.record_forward_failure(claims, "a", "boom", RETRY, LATER) == 1
+
+    assert await outbox_depth(store) == 1
+    assert RETRY.retry_at is not None
+    early = RETRY.retry_at - timedelta(seconds=1)
+    assert await store.claim_for_forwarding("a", 10, 60, early) == ()
+    again = await store.claim_for_forwarding("a", 10, 60, RETRY.retry_at)
+    assert [c.attempts for c in again] == [1]
+    events = await store.item_events(claims[0].reference)
+    assert [(e.from_state, e.to_state) for e in events[-3:]] == [
+        (ItemState.ACCEPTED, ItemState.FORWARDING),
+        (ItemState.FORWARDING, ItemState.FORWARDING),
+        (ItemState.FORWARDING, ItemState.FORWARDING),
+    ]
+    assert events[-2].detail.startswith("boom; retry at ")
+    assert events[-1].detail == "attempt 2 by a"
+
+
+async def test_dead_work_is_listed_and_can_be_replayed(store: Store) -> None:
+    """A dead job's item is DEAD and a dead letter; replay queues it again at once."""
+    await store.record_intake(make_intake(2))
+    claims = await store.claim_for_forwarding("a", 1, 60, LATER)
+
+    assert await store.record_forward_failure(claims, "a", "refused", GIVE_UP, LATER) == 1
+
+    dead = await store.dead_letters()
+    assert [(i.reference, i.state) for i in dead] == [(claims[0].reference, ItemState.DEAD)]
+    assert (await store.item_events(claims[0].reference))[-1].detail == GIVE_UP.reason
+    with pytest.raises(IllegalTransition):
+        await store.replay(item_reference("OP1", item_id(1)), LATER)  # not dead
+    with pytest.raises(NotFound):
+        await store.replay("EADNOSUCHREFERENCE", LATER)
+
+    replayed = await store.replay(claims[0].reference, LATER)
+
+    assert replayed.state is ItemState.FORWARDING
+    assert await store.dead_letters() == ()
+    event = (await store.item_events(claims[0].reference))[-1]
+    assert (event.from_state, event.to_state, event.actor, event.detail) == (
+        ItemState.DEAD,
+        ItemState.FORWARDING,
+        "admin",
+        "replay",
+    )
+    again = await store.claim_for_forwarding("b", 10, 60, LATER)
+    assert [(c.reference, c.attempts) for c in again] == [
+        (item_reference("OP1", item_id(1)), 0),  # due since T0
+        (claims[0].reference, 0),  # due since the replay
+    ]
+
+
+async def test_expired_lease_is_taken_over(store: Store) -> None:
+    """A claim whose lease ran out goes to the next claimer; the old owner is locked out."""
+    await store.record_intake(make_intake(1))
+    first = await store.claim_for_forwarding("a", 10, 60, LATER)
+    assert await store.claim_for_forwarding("b", 10, 60, LATER + timedelta(seconds=60)) == ()
+
+    second = await store.claim_for_forwarding("b", 10, 60, LATER + timedelta(seconds=61))
+
+    assert [c.outbox_id for c in second] == [c.outbox_id for c in first]
+    assert await store.record_forwarded(first, "a", "DB1", b"x", RECEIPT, LATER) == 0
+    assert await store.record_forward_failure(first, "a", "late", GIVE_UP, LATER) == 0
+    assert await store.dead_letters() == ()
+    assert await store.record_forwarded(second, "b", "DB2", b"x", RECEIPT, LATER) == 1
+
+
+async def test_amended_forwarded_item_is_queued_again(store: Store) -> None:
+    """A FORWARDED item amended by its operator is claimed again, from AMENDED."""
+    await store.record_intake(make_intake(1))
+    claims = await store.claim_for_forwarding("a", 10, 60, LATER)
+    await store.record_forwarded(claims, "a", "DB1", b"x", RECEIPT, LATER)
+
+    await store.amend_item("OP1", incoming(0, content="v2"), 2, LATER)
+    again = await store.claim_for_forwarding("a", 10, 60, LATER)
+
+    assert [(c.reference, c.version) for c in again] == [(claims[0].reference, 2)]
+    event = (await store.item_events(claims[0].reference))[-1]
+    assert (event.from_state, event.to_state) == (ItemState.AMENDED, ItemState.FORWARDING)
 
 
 # -- SQL stores: both backends --------------------------------------------------------------

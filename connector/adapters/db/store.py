@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any, Self
 
@@ -34,8 +35,9 @@ from connector.core.model import (
     StoredItem,
 )
 from connector.core.references import item_reference
-from connector.errors import ConfigurationError
-from connector.ports import OperatorRecord, ScheduleState
+from connector.core.retry import RetryDecision
+from connector.errors import ConfigurationError, IllegalTransition, NotFound
+from connector.ports import CustomsReceipt, ForwardClaim, OperatorRecord, ScheduleState
 
 __all__ = [
     "SqlItemStore",
@@ -51,6 +53,9 @@ _ITEMS, _EVENTS, _OUTBOX = tables.ITEMS, tables.ITEM_EVENTS, tables.OUTBOX
 #: Bound parameters per ``IN (...)`` lookup; far below SQLite's and asyncpg's limits.
 _LOOKUP_CHUNK = 1000
 _PENDING = "pending"
+_CLAIMED = "claimed"
+_DONE = "done"
+_DEAD = "dead"
 _FORWARD = "forward"
 
 
@@ -470,6 +475,293 @@ class SqlItemStore:
                     .where(_OUTBOX.c.status == _PENDING)
                 )
                 return int(count or 0)
+
+    # -- forwarding -----------------------------------------------------------------------
+
+    async def claim_for_forwarding(
+        self, owner: str, limit: int, lease_s: float, now: datetime
+    ) -> tuple[ForwardClaim, ...]:
+        """Claim up to ``limit`` due jobs for ``owner`` until ``now + lease_s``.
+
+        Due are pending jobs whose ``next_attempt_at`` has come and claimed jobs whose lease
+        has run out (a crashed replica's work). Each claimed item moves to FORWARDING with an
+        event, in the same transaction. PostgreSQL skips rows other claimers hold locked;
+        SQLite runs the same statements under BEGIN IMMEDIATE, one writer at a time.
+        """
+        with db_engine.wrap_errors("claiming forwarding work"):
+            async with self._write() as session, session.begin():
+                ids = await self._due_jobs(session, limit, now)
+                if not ids:
+                    return ()
+                await session.execute(
+                    sa.update(_OUTBOX)
+                    .where(_OUTBOX.c.id.in_(ids))
+                    .values(
+                        status=_CLAIMED,
+                        owner=owner,
+                        lease_until=now + timedelta(seconds=lease_s),
+                        heartbeat_at=now,
+                    )
+                )
+                query = (
+                    sa.select(
+                        _OUTBOX.c.id.label("outbox_id"),
+                        _OUTBOX.c.attempts,
+                        _OUTBOX.c.next_attempt_at,
+                        _ITEMS,
+                    )
+                    .join(_ITEMS, _ITEMS.c.reference == _OUTBOX.c.reference)
+                    .where(_OUTBOX.c.id.in_(ids))
+                    .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+                    .with_for_update(of=_ITEMS)  # PostgreSQL; SQLite holds the write lock
+                )
+                rows = (await session.execute(query)).mappings().all()
+                claims: list[ForwardClaim] = []
+                events: list[dict[str, Any]] = []
+                for row in rows:
+                    item = item_from_row(row)
+                    detail = f"attempt {row['attempts'] + 1} by {owner}"
+                    if ids[row["outbox_id"]]:
+                        detail += " (lease expired)"
+                    events.append(
+                        event_to_row(
+                            ItemEvent(
+                                item.reference,
+                                now,
+                                "connector",
+                                item.state,
+                                ItemState.FORWARDING,
+                                detail,
+                            )
+                        )
+                    )
+                    claims.append(
+                        ForwardClaim(
+                            outbox_id=row["outbox_id"],
+                            reference=item.reference,
+                            operator_id=item.operator_id,
+                            item_id=item.item_id,
+                            version=item.version,
+                            destination_country=item.destination_country,
+                            item_xml=item.item_xml,
+                            attempts=row["attempts"],
+                        )
+                    )
+                await self._set_state(
+                    session, [claim.reference for claim in claims], ItemState.FORWARDING, now
+                )
+                await _bulk_insert(session, _EVENTS, events)
+                return tuple(claims)
+
+    async def _due_jobs(self, session: AsyncSession, limit: int, now: datetime) -> dict[int, bool]:
+        """Ids of due jobs, locked (expired leases first), each with "was it taken over".
+
+        Two queries, each served by ``ix_outbox_claim`` (status, next_attempt_at, id): the
+        few claimed rows are scanned for an expired lease, and pending rows are read in the
+        index's order up to the limit. An OR of both would not use the index's order.
+        """
+        expired = await session.execute(
+            sa.select(_OUTBOX.c.id)
+            .where(_OUTBOX.c.status == _CLAIMED, _OUTBOX.c.lease_until < now)
+            .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        due = dict.fromkeys(expired.scalars(), True)
+        if len(due) < limit:
+            pending = await session.execute(
+                sa.select(_OUTBOX.c.id)
+                .where(_OUTBOX.c.status == _PENDING, _OUTBOX.c.next_attempt_at <= now)
+                .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+                .limit(limit - len(due))
+                .with_for_update(skip_locked=True)
+            )
+            due.update(dict.fromkeys(pending.scalars(), False))
+        return due
+
+    async def _set_state(
+        self, session: AsyncSession, references: Sequence[str], state: ItemState, at: datetime
+    ) -> None:
+        for start in range(0, len(references), _LOOKUP_CHUNK):
+            await session.execute(
+                sa.update(_ITEMS)
+                .where(_ITEMS.c.reference.in_(references[start : start + _LOOKUP_CHUNK]))
+                .values(state=state.value, updated_at=at)
+            )
+
+    async def _take_owned(
+        self,
+        session: AsyncSession,
+        claims: Sequence[ForwardClaim],
+        owner: str,
+        values: dict[str, Any],
+    ) -> list[tuple[int, str, int]]:
+        """Update the jobs of ``claims`` that ``owner`` still holds; (id, reference, attempts).
+
+        ``AND owner = :me``: a replica whose lease was taken over changes nothing.
+        """
+        ids = [claim.outbox_id for claim in claims]
+        taken: list[tuple[int, str, int]] = []
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            rows = await session.execute(
+                sa.update(_OUTBOX)
+                .where(
+                    _OUTBOX.c.id.in_(ids[start : start + _LOOKUP_CHUNK]),
+                    _OUTBOX.c.owner == owner,
+                    _OUTBOX.c.status == _CLAIMED,
+                )
+                .values(values)
+                .returning(_OUTBOX.c.id, _OUTBOX.c.reference, _OUTBOX.c.attempts)
+            )
+            taken.extend((row.id, row.reference, row.attempts) for row in rows)
+        return taken
+
+    async def _move_items(
+        self,
+        session: AsyncSession,
+        references: Sequence[str],
+        from_state: ItemState,
+        to_state: ItemState,
+        detail: str,
+        at: datetime,
+    ) -> None:
+        events = [
+            event_to_row(ItemEvent(reference, at, "connector", from_state, to_state, detail))
+            for reference in references
+        ]
+        await self._set_state(session, references, to_state, at)
+        await _bulk_insert(session, _EVENTS, events)
+
+    async def record_forwarded(
+        self,
+        claims: Sequence[ForwardClaim],
+        owner: str,
+        declaration_batch_id: str,
+        signed_xml: bytes,
+        receipt: CustomsReceipt,
+        at: datetime,
+    ) -> int:
+        """Complete ``owner``'s claims as FORWARDED; returns how many it still owned.
+
+        The declaration (signed bytes and receipt) is stored as evidence even when a
+        takeover voided the claims: it did reach Customs.
+        """
+        with db_engine.wrap_errors("recording forwarded items"):
+            async with self._write() as session, session.begin():
+                await session.execute(
+                    self._insert(tables.DECLARATIONS)
+                    .values(
+                        declaration_batch_id=declaration_batch_id,
+                        destination=receipt.destination,
+                        signed_xml=signed_xml,
+                        receipt=receipt.receipt,
+                        sent_at=at,
+                    )
+                    .on_conflict_do_nothing(index_elements=["declaration_batch_id"])
+                )
+                taken = await self._take_owned(
+                    session,
+                    claims,
+                    owner,
+                    {"status": _DONE, "lease_until": None, "last_error": None},
+                )
+                detail = f"declaration batch {declaration_batch_id} to {receipt.destination}"
+                await self._move_items(
+                    session,
+                    [reference for _, reference, _ in taken],
+                    ItemState.FORWARDING,
+                    ItemState.FORWARDED,
+                    detail,
+                    at,
+                )
+                return len(taken)
+
+    async def record_forward_failure(
+        self,
+        claims: Sequence[ForwardClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        """Count a failed attempt of ``owner``'s claims: back to pending, or dead."""
+        values: dict[str, Any] = {
+            "attempts": _OUTBOX.c.attempts + 1,
+            "last_error": error,
+            "lease_until": None,
+        }
+        if decision.dead:
+            values["status"] = _DEAD
+            to_state, detail = ItemState.DEAD, decision.reason
+        else:
+            assert decision.retry_at is not None
+            values |= {"status": _PENDING, "next_attempt_at": decision.retry_at}
+            to_state = ItemState.FORWARDING
+            detail = f"{error}; retry at {decision.retry_at.isoformat()}"
+        with db_engine.wrap_errors("recording a forwarding failure"):
+            async with self._write() as session, session.begin():
+                taken = await self._take_owned(session, claims, owner, values)
+                await self._move_items(
+                    session,
+                    [reference for _, reference, _ in taken],
+                    ItemState.FORWARDING,
+                    to_state,
+                    detail,
+                    at,
+                )
+                return len(taken)
+
+    async def dead_letters(self) -> tuple[StoredItem, ...]:
+        """Items whose forwarding gave up, oldest job first."""
+        with db_engine.wrap_errors("reading the dead letters"):
+            async with self._read() as session, session.begin():
+                rows = await session.execute(
+                    sa.select(_ITEMS)
+                    .join(_OUTBOX, _OUTBOX.c.reference == _ITEMS.c.reference)
+                    .where(_OUTBOX.c.status == _DEAD)
+                    .order_by(_OUTBOX.c.id)
+                )
+                return tuple(item_from_row(row) for row in rows.mappings())
+
+    async def replay(self, reference: str, at: datetime) -> StoredItem:
+        """Queue a dead item again: its job is pending now with no attempts, the item
+        moves DEAD -> FORWARDING at once (an ``admin`` ``replay`` event)."""
+        with db_engine.wrap_errors("replaying a dead item"):
+            async with self._write() as session, session.begin():
+                row = (
+                    (
+                        await session.execute(
+                            sa.select(_ITEMS)
+                            .where(_ITEMS.c.reference == reference)
+                            .with_for_update()
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+                if row is None:
+                    raise NotFound(f"no item with reference {reference}")
+                revived = await session.execute(
+                    sa.update(_OUTBOX)
+                    .where(_OUTBOX.c.reference == reference, _OUTBOX.c.status == _DEAD)
+                    .values(
+                        status=_PENDING,
+                        attempts=0,
+                        next_attempt_at=at,
+                        owner=None,
+                        lease_until=None,
+                    )
+                    .returning(_OUTBOX.c.id)
+                )
+                if not revived.all():
+                    raise IllegalTransition(f"item {reference} has no dead forwarding work")
+                item = item_from_row(row)
+                replayed, event = (
+                    replace(item, state=ItemState.FORWARDING, updated_at=at),
+                    ItemEvent(reference, at, "admin", item.state, ItemState.FORWARDING, "replay"),
+                )
+                await self._replace_item(session, replayed, event)
+                return replayed
 
     # -- pulls and schedules --------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "BATCHES",
+    "DECLARATIONS",
     "ITEMS",
     "ITEM_EVENTS",
     "METADATA",
@@ -183,6 +184,18 @@ class OutboxRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
 
 
+class DeclarationRow(SQLModel, table=True):
+    """Evidence of one declaration batch sent to Customs: the signed bytes and the receipt."""
+
+    __tablename__ = "declarations"
+
+    declaration_batch_id: str = Field(sa_type=sa.String, primary_key=True)
+    destination: str = Field(sa_type=sa.String, nullable=False)
+    signed_xml: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
+    receipt: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
+    sent_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+
+
 class PullCursorRow(SQLModel, table=True):
     """Where the last pull of an operator got to, and how the last failed pull failed."""
 
@@ -224,6 +237,7 @@ BATCHES: sa.Table = METADATA.tables["batches"]
 ITEMS: sa.Table = METADATA.tables["items"]
 ITEM_EVENTS: sa.Table = METADATA.tables["item_events"]
 OUTBOX: sa.Table = METADATA.tables["outbox"]
+DECLARATIONS: sa.Table = METADATA.tables["declarations"]
 PULL_CURSORS: sa.Table = METADATA.tables["pull_cursors"]
 SCHEDULES: sa.Table = METADATA.tables["schedules"]
 SCHEDULE_TICKS: sa.Table = METADATA.tables["schedule_ticks"]
