@@ -6,6 +6,7 @@ Each port has a real adapter under :mod:`connector.adapters` and an in-memory fa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -17,6 +18,7 @@ from connector.core.model import (
     ItemEvent,
     StoredItem,
 )
+from connector.core.retry import RetryDecision
 
 __all__ = [
     "Clock",
@@ -138,6 +140,45 @@ class ItemStore(Protocol):
 
     async def operator_by_cert(self, cert_sha256: str) -> OperatorRecord | None:
         """The enabled operator whose client certificate has this SHA-256 fingerprint."""
+        ...
+
+    async def claim_for_forwarding(
+        self, owner: str, limit: int, lease_s: float, now: datetime
+    ) -> tuple[ForwardClaim, ...]:
+        """Claim due items (and expired claims of crashed workers) for ``owner``, moving
+        each to FORWARDING with an event; the lease ends at ``now + lease_s``."""
+        ...
+
+    async def record_forwarded(
+        self,
+        claims: Sequence[ForwardClaim],
+        owner: str,
+        declaration_batch_id: str,
+        signed_xml: bytes,
+        receipt: CustomsReceipt,
+        at: datetime,
+    ) -> int:
+        """Mark the claims ``owner`` still holds FORWARDED and keep the evidence; returns
+        how many it still held."""
+        ...
+
+    async def record_forward_failure(
+        self,
+        claims: Sequence[ForwardClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        """Schedule a retry or make the items DEAD, per ``decision``; owner-guarded."""
+        ...
+
+    async def dead_letters(self) -> tuple[StoredItem, ...]:
+        """Items that will not be forwarded again without an administrator's replay."""
+        ...
+
+    async def replay(self, reference: str, at: datetime) -> StoredItem:
+        """Queue a DEAD item for forwarding again, now."""
         ...
 
 

@@ -28,16 +28,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import groupby
-from typing import Protocol
 
 import structlog
 
-from connector.core.model import StoredItem
-from connector.core.retry import RetryDecision, RetryPolicy
+from connector.core.retry import RetryPolicy
 from connector.errors import ConfigurationError, ConnectorError, StoreUnavailable
-from connector.ports import Clock, CustomsGateway, CustomsReceipt, ForwardClaim
+from connector.ports import Clock, CustomsGateway, ForwardClaim, ItemStore
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -46,7 +43,6 @@ __all__ = [
     "BuildBatch",
     "ForwardOutcome",
     "ForwardService",
-    "ForwardStore",
     "Route",
 ]
 
@@ -61,37 +57,6 @@ BuildBatch = Callable[[Sequence[ForwardClaim], str], tuple[str, bytes]]
 Route = Callable[[ForwardClaim], str | None]
 
 _log = structlog.get_logger("connector.forward")
-
-
-class ForwardStore(Protocol):
-    """The part of the item store the forward stage uses (SqlItemStore and the fake)."""
-
-    async def claim_for_forwarding(
-        self, owner: str, limit: int, lease_s: float, now: datetime
-    ) -> tuple[ForwardClaim, ...]: ...
-
-    async def record_forwarded(
-        self,
-        claims: Sequence[ForwardClaim],
-        owner: str,
-        declaration_batch_id: str,
-        signed_xml: bytes,
-        receipt: CustomsReceipt,
-        at: datetime,
-    ) -> int: ...
-
-    async def record_forward_failure(
-        self,
-        claims: Sequence[ForwardClaim],
-        owner: str,
-        error: str,
-        decision: RetryDecision,
-        at: datetime,
-    ) -> int: ...
-
-    async def dead_letters(self) -> tuple[StoredItem, ...]: ...
-
-    async def replay(self, reference: str, at: datetime) -> StoredItem: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +85,7 @@ class ForwardService:
 
     def __init__(
         self,
-        store: ForwardStore,
+        store: ItemStore,
         gateway: CustomsGateway,
         clock: Clock,
         owner: str,
