@@ -26,6 +26,7 @@ from connector.core.xmlsafe import DEFAULT_LIMITS, check_size
 from connector.errors import ConnectorError, NotFound
 
 if TYPE_CHECKING:
+    from connector.core.checks import CheckConfig, Finding
     from connector.settings import Settings
 
 __all__ = ["main"]
@@ -37,18 +38,27 @@ EXIT_UNUSABLE = 2
 
 @dataclass(frozen=True, slots=True)
 class FileVerdict:
-    """What ``validate`` concluded about one file."""
+    """What ``validate`` concluded about one file (with the data-quality findings, if run)."""
 
     file: str
     report: ValidationReport | None = None
     error_code: str | None = None
     error_message: str | None = None
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def rejected(self) -> frozenset[int]:
+        """Items rejected by the schema, the rules or an error finding."""
+        if self.report is None:
+            return frozenset()
+        errors = {finding.item_index for finding in self.findings if finding.is_error}
+        return self.report.rejected_indexes | errors
 
     @property
     def exit_code(self) -> int:
         if self.report is None:
             return EXIT_UNUSABLE
-        return EXIT_OK if self.report.all_valid else EXIT_INVALID
+        return EXIT_INVALID if self.rejected else EXIT_OK
 
     def as_dict(self) -> dict[str, object]:
         if self.report is None:
@@ -58,20 +68,23 @@ class FileVerdict:
                 "error": {"code": self.error_code, "message": self.error_message},
             }
         report = self.report
+        rejected = self.rejected
         return {
             "file": self.file,
-            "status": "valid" if report.all_valid else "invalid",
+            "status": "invalid" if rejected else "valid",
             "batch_id": report.header.batch_id,
             "operator_id": report.header.operator_id,
             "items": report.item_count,
-            "accepted": len(report.accepted),
-            "rejected": len(report.rejected_indexes),
+            "accepted": report.item_count - len(rejected),
+            "rejected": len(rejected),
             "errors": [error.as_dict() for error in report.errors],
+            "findings": [finding.as_dict() for finding in self.findings],
         }
 
 
-def validate_file(path: Path) -> FileVerdict:
-    """Validate one file, turning every expected failure into a verdict."""
+def validate_file(path: Path, checks: CheckConfig | None = None) -> FileVerdict:
+    """Validate one file (and run the data-quality ``checks``), every expected failure
+    turned into a verdict."""
     name = str(path)
     try:
         check_size(path.stat().st_size, DEFAULT_LIMITS)
@@ -83,9 +96,14 @@ def validate_file(path: Path) -> FileVerdict:
             name, error_code="file_unreadable", error_message=exc.strerror or str(exc)
         )
     try:
-        return FileVerdict(name, report=validate_item_batch(data))
+        report = validate_item_batch(data)
     except ConnectorError as exc:
         return FileVerdict(name, error_code=exc.code, error_message=exc.message)
+    if checks is None:
+        return FileVerdict(name, report=report)
+    from connector.checks_loader import findings_for_report
+
+    return FileVerdict(name, report=report, findings=findings_for_report(report, checks))
 
 
 def _print_text(verdicts: Sequence[FileVerdict], out: TextIO) -> None:
@@ -97,10 +115,11 @@ def _print_text(verdicts: Sequence[FileVerdict], out: TextIO) -> None:
                 file=out,
             )
             continue
-        rejected = len(report.rejected_indexes)
+        rejected = len(verdict.rejected)
         print(
             f"{verdict.file}: batch {report.header.batch_id} from {report.header.operator_id}: "
-            f"{report.item_count} items, {len(report.accepted)} accepted, {rejected} rejected",
+            f"{report.item_count} items, {report.item_count - rejected} accepted, "
+            f"{rejected} rejected",
             file=out,
         )
         for error in report.errors:
@@ -109,10 +128,28 @@ def _print_text(verdicts: Sequence[FileVerdict], out: TextIO) -> None:
                 f"{error.code}: {error.message}",
                 file=out,
             )
+        for finding in verdict.findings:
+            print(
+                f"  item {finding.item_index} {finding.item_id} {finding.path}: "
+                f"{finding.severity.value} {finding.code}: {finding.message}",
+                file=out,
+            )
+
+
+def _check_config(spec: str) -> CheckConfig | None:
+    """``--checks``: none, all, or a comma-separated list of check names."""
+    from connector.checks_loader import load_check_config
+    from connector.core.checks import CheckName
+
+    if spec == "none":
+        return None
+    names = list(CheckName) if spec == "all" else [CheckName(n.strip()) for n in spec.split(",")]
+    return load_check_config(enabled=names)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    verdicts = [validate_file(Path(name)) for name in args.files]
+    checks = _check_config(args.checks)
+    verdicts = [validate_file(Path(name), checks) for name in args.files]
     if args.format == "json":
         json.dump(
             {"files": [v.as_dict() for v in verdicts]}, sys.stdout, ensure_ascii=False, indent=1
@@ -331,6 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="validate item batch files")
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument(
+        "--checks",
+        default="none",
+        metavar="LIST",
+        help="data-quality checks to run: none (default), all, or e.g. hs,parties "
+        "(hs, descriptions, prohibited, parties)",
+    )
     validate.set_defaults(handler=_cmd_validate)
 
     sample = commands.add_parser("sample", help="write a realistic sample item batch")

@@ -125,3 +125,23 @@ def test_python_dash_m_and_console_script_agree() -> None:
     version = run_cli("--version")
     assert version.returncode == 0
     assert version.stdout.startswith("ead-connector ")
+
+
+def test_validate_with_checks_reports_findings_and_rejects_error_items() -> None:
+    items = DATA / "checks" / "items.xml"
+    plain = run_cli("validate", str(items), "--format", "json")
+    assert plain.returncode == 0, plain.stdout  # schema- and rule-valid
+    checked = run_cli("validate", str(items), "--checks", "all", "--format", "json")
+    assert checked.returncode == 1
+    (report,) = json.loads(checked.stdout)["files"]
+    codes = {finding["code"] for finding in report["findings"]}
+    assert {"party_denied", "hs_code_unknown", "description_vague", "article_prohibited"} <= codes
+    errors = {f["item_index"] for f in report["findings"] if f["severity"] == "error"}
+    assert report["rejected"] == len(errors) > 0
+    assert report["accepted"] == report["items"] - len(errors)
+    only_hs = run_cli("validate", str(items), "--checks", "hs", "--format", "json")
+    (hs_report,) = json.loads(only_hs.stdout)["files"]
+    assert {f["code"] for f in hs_report["findings"]} == {"hs_code_unknown"}
+    unknown = run_cli("validate", str(items), "--checks", "spelling")
+    assert unknown.returncode == 2
+    assert "unknown_code" in unknown.stderr
