@@ -166,10 +166,22 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     batch = generate_batch(
         args.items, invalid_ratio=args.invalid_ratio, seed=args.seed, operator_id=args.operator
     )
-    Path(args.output).write_bytes(batch.xml)
+    data, problems = batch.xml, 0
+    if args.check_problems:
+        from connector.core.checks.seeding import seed_check_problems
+
+        seeded = seed_check_problems(
+            batch.xml,
+            ratio=args.check_problems,
+            seed=args.seed,
+            avoid={fault.index for fault in batch.faults},
+        )
+        data, problems = seeded.xml, len(seeded.problems)
+    Path(args.output).write_bytes(data)
     print(
-        f"wrote {batch.item_count} items ({len(batch.faults)} with a seeded fault) "
-        f"of batch {batch.batch_id} to {args.output}",
+        f"wrote {batch.item_count} items ({len(batch.faults)} with a seeded fault, "
+        f"{problems} with a seeded data-quality problem) of batch {batch.batch_id} "
+        f"to {args.output}",
         file=sys.stderr,
     )
     return EXIT_OK
@@ -382,6 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--invalid-ratio", type=_ratio, default=0.0, metavar="R")
     sample.add_argument("--seed", type=int, default=0, metavar="S")
     sample.add_argument("--operator", default=None, metavar="ID")
+    sample.add_argument(
+        "--check-problems",
+        type=_ratio,
+        default=0.0,
+        metavar="R",
+        help="share of other items given one data-quality problem for `validate --checks`",
+    )
     sample.add_argument("-o", "--output", required=True, metavar="FILE")
     sample.set_defaults(handler=_cmd_sample)
 

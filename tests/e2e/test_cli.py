@@ -145,3 +145,28 @@ def test_validate_with_checks_reports_findings_and_rejects_error_items() -> None
     unknown = run_cli("validate", str(items), "--checks", "spelling")
     assert unknown.returncode == 2
     assert "unknown_code" in unknown.stderr
+
+
+def test_seeded_data_quality_problems_are_all_found(tmp_path: Path) -> None:
+    from connector.core.checks.seeding import seed_check_problems
+
+    out = tmp_path / "q.xml"
+    made = run_cli(
+        "sample", "--items", "2000", "--invalid-ratio", "0.05", "--check-problems", "0.02",
+        "--seed", "11", "-o", str(out),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    batch = generate_batch(2000, invalid_ratio=0.05, seed=11)
+    expected = seed_check_problems(
+        batch.xml, ratio=0.02, seed=11, avoid={f.index for f in batch.faults}
+    )
+    assert out.read_bytes() == expected.xml
+    assert len(expected.problems) == 40
+    result = run_cli("validate", str(out), "--checks", "all", "--format", "json")
+    assert result.returncode == 1
+    (report,) = json.loads(result.stdout)["files"]
+    found: dict[int, set[str]] = {}
+    for finding in report["findings"]:
+        found.setdefault(finding["item_index"], set()).add(finding["code"])
+    for problem in expected.problems:
+        assert problem.code in found.get(problem.index, set()), problem
