@@ -32,7 +32,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
@@ -55,12 +55,15 @@ from connector.ports import OperatorRecord
 
 __all__ = [
     "DatabaseSettings",
+    "DestinationSettings",
+    "ForwardingSettings",
     "HttpSettings",
     "LimitsSettings",
     "OperatorSettings",
     "PullSettings",
     "ScheduleSettings",
     "Settings",
+    "SigningSettings",
     "hash_token",
     "load_settings",
     "validate_settings",
@@ -79,10 +82,13 @@ ENV_FLAT_NAMES: Final[Mapping[str, tuple[str, ...]]] = {
 DATABASE_SCHEMES: Final = ("sqlite+aiosqlite", "postgresql+asyncpg")
 IDENTIFIER_PATTERN: Final = r"^[A-Za-z0-9._:\-]{1,64}$"
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_COUNTRY = re.compile(r"[A-Z]{2}")
 # Password in the userinfo, with SQLAlchemy's URL grammar (it may hold ':' and '/', not '@').
 _URL_PASSWORD = re.compile(r"^(?P<head>[\w+]+://[^:/@]*):(?P<password>[^@]*)@")
 _QUERY_PASSWORD = re.compile(r"(?i)(?P<head>[?&]password=)[^&#]*")
 _REDACTED: Final = "***"
+#: Top-level keys that hold lists of tables (indexed from the environment).
+_LIST_KEYS: Final = frozenset({"operators", "destinations"})
 
 _MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
@@ -367,6 +373,139 @@ class OperatorSettings(BaseModel):
         )
 
 
+class SigningSettings(BaseModel):
+    """The connector's own signing keys (see ``ead-connector keys``)."""
+
+    model_config = _MODEL_CONFIG
+
+    keys_dir: Path | None = None
+    """Key ring directory (``keys generate|rotate``); its active key signs, the others verify."""
+
+
+class ForwardingSettings(BaseModel):
+    """How accepted items are sent to Customs: batching, leases, retries, evidence."""
+
+    model_config = _MODEL_CONFIG
+
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    """Most items claimed and sent per declaration batch."""
+    idle_seconds: float = Field(default=1.0, gt=0)
+    """Pause between forward runs when there was nothing to send."""
+    lease_seconds: float = Field(default=60.0, gt=0)
+    """How long a claim is held; a crashed replica's claims are taken over after it."""
+    max_attempts: int = Field(default=8, ge=1)
+    """Attempts before an item goes to the dead letters (``ead-connector dead``)."""
+    backoff_seconds: float = Field(default=5.0, ge=0)
+    """Delay after the first failed attempt; doubled after each further one."""
+    max_backoff_seconds: float = Field(default=900.0, ge=0)
+    """Longest delay between two attempts."""
+    evidence_retention_days: int = Field(default=400, ge=1)
+    """Days the signed batches and Customs receipts are kept as evidence."""
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> ForwardingSettings:
+        if self.max_backoff_seconds < self.backoff_seconds:
+            raise _problem("must not be below backoff_seconds", "max_backoff_seconds")
+        return self
+
+
+class DestinationSettings(BaseModel):
+    """A Customs risk system (``kind = "customs"``) or another border agency (``"agency"``)."""
+
+    model_config = _MODEL_CONFIG
+
+    id: str = Field(pattern=IDENTIFIER_PATTERN)
+    """Destination id, written into each declaration batch (``Destination``)."""
+    kind: Literal["customs", "agency"] = "customs"
+    """``customs`` declares items; an ``agency`` gets a minimized, informational copy."""
+    url: str
+    """HTTPS URL the signed batches are POSTed to."""
+    countries: tuple[str, ...] = ()
+    """ISO 3166-1 alpha-2 destination countries this destination covers (empty: every
+    country, for an agency only)."""
+    operators: tuple[str, ...] = ()
+    """Only items of these operators (empty: every operator); the more specific route wins."""
+    hs_chapters: tuple[int, ...] = ()
+    """Agency only: the HS chapters (1-99) it subscribes to, e.g. 6-14 for plant health."""
+    fields: tuple[str, ...] = ()
+    """Agency only: the item fields its copy holds (``Contents/Line/HsCode``, ...)."""
+    certificates: tuple[Path, ...]
+    """PEM certificates the destination signs its receipts and responses with (pinned)."""
+    ca_file: _ExistingFile = None
+    """PEM CA bundle to verify the destination's TLS server with (default: system store)."""
+    client_cert: _ExistingFile = None
+    """PEM client certificate (chain) for mTLS."""
+    client_key: _ExistingFile = None
+    """PEM private key of ``client_cert``."""
+    client_key_passphrase: _Secret = None
+    """Passphrase of ``client_key`` when it is encrypted (prefer the environment or a file)."""
+    client_key_passphrase_file: Path | None = None
+    """File holding the passphrase of ``client_key``."""
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Longest time to open a connection."""
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    """Longest time one send may take, answer included."""
+    max_concurrency: int = Field(default=4, ge=1)
+    """Most sends in flight to this destination at once."""
+    fast_retries: int = Field(default=2, ge=0)
+    """Further attempts within one send after a connection error, 429 or 5xx."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_files(cls, data: Any) -> Any:
+        return _read_secret_files(data, (("client_key_passphrase", "client_key_passphrase_file"),))
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        checked = _check_http_url(value)
+        if checked is None or not checked.lower().startswith("https://"):
+            raise _problem("must be an https:// URL (server verification is always on)")
+        return checked
+
+    @field_validator("countries")
+    @classmethod
+    def _check_countries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for country in value:
+            if not _COUNTRY.fullmatch(country):
+                raise _problem(f"{country!r} is not an ISO 3166-1 alpha-2 code")
+        return value
+
+    @field_validator("hs_chapters")
+    @classmethod
+    def _check_chapters(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        for chapter in value:
+            if not 1 <= chapter <= 99:
+                raise _problem(f"{chapter} is not an HS chapter (1-99)")
+        return value
+
+    @field_validator("certificates")
+    @classmethod
+    def _check_certificates(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        if not value:
+            raise _problem("give at least one pinned certificate")
+        for path in value:
+            if not path.is_file():
+                raise _problem(f"file not found: {path}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> DestinationSettings:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise _problem("give both client_cert and client_key, or neither")
+        if self.kind == "customs":
+            if not self.countries:
+                raise _problem("a Customs destination covers at least one country", "countries")
+            if self.hs_chapters or self.fields:
+                raise _problem("hs_chapters and fields are for agencies", "hs_chapters")
+        else:
+            if not self.hs_chapters:
+                raise _problem("an agency subscribes to at least one HS chapter", "hs_chapters")
+            if not self.fields:
+                raise _problem("an agency copy needs its allow-list of fields", "fields")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the connector is configured with; build it with :func:`load_settings`."""
 
@@ -392,6 +531,12 @@ class Settings(BaseSettings):
     """XML parsing limits."""
     operators: tuple[OperatorSettings, ...] = ()
     """The postal operators (``[[operators]]`` tables in TOML)."""
+    signing: SigningSettings = Field(default_factory=SigningSettings)
+    """The connector's signing keys."""
+    forwarding: ForwardingSettings = Field(default_factory=ForwardingSettings)
+    """Sending to Customs: batching, retries, evidence."""
+    destinations: tuple[DestinationSettings, ...] = ()
+    """Customs destinations and border agencies (``[[destinations]]`` tables in TOML)."""
 
     @classmethod
     def settings_customise_sources(
@@ -441,6 +586,27 @@ class Settings(BaseSettings):
                         f"operators[{index}].client_cert_sha256",
                     )
                 certs[cert] = index
+        return self
+
+    @model_validator(mode="after")
+    def _check_destinations(self) -> Settings:
+        seen: dict[str, int] = {}
+        operator_ids = {operator.id for operator in self.operators}
+        for index, destination in enumerate(self.destinations):
+            if destination.id in seen:
+                raise _problem(
+                    f"duplicate destination id {destination.id!r} "
+                    f"(also destinations[{seen[destination.id]}])",
+                    f"destinations[{index}].id",
+                )
+            seen[destination.id] = index
+            unknown = sorted(set(destination.operators) - operator_ids)
+            if unknown:
+                raise _problem(
+                    f"unknown operator(s): {', '.join(unknown)}", f"destinations[{index}].operators"
+                )
+        if self.destinations and self.signing.keys_dir is None:
+            raise _problem("destinations need the connector's signing keys", "signing.keys_dir")
         return self
 
     def operator_records(self) -> tuple[OperatorRecord, ...]:
@@ -505,6 +671,20 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
         resolve(operator, ("token_file",))
         if isinstance(operator, dict):
             resolve(operator.get("pull"), ("token_file", "directory"))
+    resolve(data.get("signing"), ("keys_dir",))
+    destinations = data.get("destinations")
+    for destination in destinations if isinstance(destinations, list | tuple) else ():
+        resolve(
+            destination,
+            ("ca_file", "client_cert", "client_key", "client_key_passphrase_file"),
+        )
+        if isinstance(destination, dict) and isinstance(destination.get("certificates"), list):
+            destination["certificates"] = [
+                str(base_dir / value)
+                if isinstance(value, str) and value and not Path(value).is_absolute()
+                else value
+                for value in destination["certificates"]
+            ]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -576,7 +756,7 @@ def _set_path(data: dict[str, Any], key: tuple[str | int, ...], value: str) -> s
             step = str(part)
             if not last and step not in node:
                 next_is_index = isinstance(key[depth + 1], int)
-                node[step] = [] if next_is_index and step == "operators" else {}
+                node[step] = [] if next_is_index and step in _LIST_KEYS else {}
         else:
             return f"{_key_text(key[:depth])} is not a table"
         if last:

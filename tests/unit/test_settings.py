@@ -514,6 +514,15 @@ def test_example_config_loads(tmp_path: Path) -> None:
     shutil.copy(EXAMPLE, config)
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "ch-post.token").write_text("ch-post-token\n")
+    for name in (
+        "customs/eu-ics2.pem",
+        "customs/plant-health.pem",
+        "tls/customs-ca.pem",
+        "tls/connector-client.pem",
+        "tls/connector-client.key",
+    ):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("PEM files of the deployment\n")
     settings = load_settings(None, {"CONNECTOR_CONFIG": str(config)})
 
     assert settings.database.url.startswith("sqlite+aiosqlite:///")
@@ -532,6 +541,10 @@ def test_example_config_loads(tmp_path: Path) -> None:
     assert de.schedule is not None
     assert de.schedule.cron == "*/5 * * * *"
     assert settings.operator_records()[0].token_sha256 == hash_token("ch-post-token")
+    customs, agency = settings.destinations
+    assert (customs.kind, agency.kind) == ("customs", "agency")
+    assert customs.certificates == (tmp_path / "customs" / "eu-ics2.pem",)
+    assert agency.hs_chapters == tuple(range(6, 15))
 
 
 def test_example_config_commits_no_secret(tmp_path: Path) -> None:
@@ -547,7 +560,7 @@ def _keys(model: type[BaseModel], prefix: str = "") -> typing.Iterator[str]:
         candidates: tuple[object, ...] = typing.get_args(annotation) or (annotation,)
         nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
         if nested:
-            suffix = "[]." if name == "operators" else "."
+            suffix = "[]." if name in ("operators", "destinations") else "."
             yield from _keys(nested[0], key + suffix)
         else:
             yield key
