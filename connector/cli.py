@@ -355,6 +355,38 @@ def _cmd_schedules(args: argparse.Namespace) -> int:
     return asyncio.run(_schedules(_settings(args), args.action, getattr(args, "operator", None)))
 
 
+async def _dead(settings: Settings, action: str, key: str | None) -> int:
+    from datetime import UTC, datetime
+
+    from connector.adapters.db.store import SqlItemStore
+    from connector.adapters.web.admin import dead_reason, find_dead_letter
+
+    store = await SqlItemStore.open(settings.database.url)
+    try:
+        dead = await store.dead_letters()
+        if action == "list":
+            print(f"{len(dead)} dead letter(s)")
+            for item in dead:
+                reason = await dead_reason(store, item.reference)
+                print(
+                    f"{item.reference}  {item.operator_id:<12} {item.item_id:<13} "
+                    f"v{item.version}  {item.destination_country}  since "
+                    f"{item.updated_at.isoformat()}  {reason or '-'}"
+                )
+        else:
+            assert key is not None
+            item = find_dead_letter(dead, key)
+            replayed = await store.replay(item.reference, datetime.now(UTC))
+            print(f"{replayed.reference} ({replayed.item_id}) queued for forwarding again")
+    finally:
+        await store.close()
+    return EXIT_OK
+
+
+def _cmd_dead(args: argparse.Namespace) -> int:
+    return asyncio.run(_dead(_settings(args), args.action, getattr(args, "id", None)))
+
+
 def _ratio(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -440,6 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         with_config(actions.add_parser(action, help=text)).add_argument("operator", metavar="OP")
     schedules.set_defaults(handler=_cmd_schedules)
+
+    dead = commands.add_parser("dead", help="dead letters: items whose forwarding gave up")
+    dead_actions = dead.add_subparsers(dest="action", required=True, metavar="COMMAND")
+    with_config(dead_actions.add_parser("list", help="dead letters with the reason"))
+    replay = with_config(dead_actions.add_parser("replay", help="forward a dead letter again"))
+    replay.add_argument("id", metavar="ID", help="the item's connector reference, or its item id")
+    dead.set_defaults(handler=_cmd_dead)
 
     from connector import keys_cli
 

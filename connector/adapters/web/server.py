@@ -299,4 +299,7 @@ def build_web_app(
     app[ADMIN_TOKEN_SHA256] = admin_token_sha256
     problems.set_body_limit(app, max_body_bytes)
     app.add_routes(ROUTES)
+    from connector.adapters.web.admin import ADMIN_ROUTES  # admin.py reads the keys above
+
+    app.add_routes(ADMIN_ROUTES)
     return app
