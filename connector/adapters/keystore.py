@@ -15,7 +15,8 @@ place, then ``active`` is replaced atomically (temporary file + ``os.replace``),
 in-memory :class:`~connector.core.signing.SigningKey` is swapped. Old pairs stay: their
 certificates are *published* (counterparties keep trusting them) until they expire, so
 messages signed just before the switch still verify. Other processes see the switch when
-they load the ring again.
+they load the ring again or call :meth:`KeyRing.refresh` (the service does, before signing,
+at most every few seconds).
 
 Library and OS errors are translated here, with the cause kept, into
 :class:`~connector.errors.SigningKeyUnavailable` (naming the file, never the passphrase) or
@@ -549,6 +550,28 @@ class KeyRing:
         key_id, key = self._generate(kind, cn, days, rsa_bits)
         self._switch(key_id, key)
         return key_id
+
+    def refresh(self) -> bool:
+        """Follow a rotation made by another process (``keys rotate``); True if it switched.
+
+        Re-reads the ``active`` file and the certificates; a new active pair is decrypted
+        once and swapped in. On any problem the current key stays active (and the error is
+        raised, for the caller to log): a half-written rotation never stops signing.
+
+        Raises:
+            SigningKeyUnavailable: the ring on disk cannot be read or its active key loaded.
+        """
+        active_id = _read_active(self._directory)
+        certificates = _read_certificates(self._directory)
+        with self._lock:
+            self._certificates.update(certificates)
+            if active_id == self._active_id:
+                return False
+        directory = self._directory / active_id
+        key = load_signing_key(directory / KEY_FILE, directory / CERT_FILE, self._passphrase)
+        with self._lock:
+            self._active_id, self._active = active_id, key
+        return True
 
     def _generate(
         self, kind: KeyKind | str | None, cn: str | None, days: int, rsa_bits: int

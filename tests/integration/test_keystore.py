@@ -220,6 +220,33 @@ def test_rotate_switches_active_and_keeps_the_old_one_published(
     assert states == {old_id: KeyState.PUBLISHED, new_id: KeyState.ACTIVE}
 
 
+def test_refresh_follows_a_rotation_made_by_another_process(
+    ring: KeyRing, clock: FakeClock
+) -> None:
+    """A running service's ring picks up ``keys rotate`` from the CLI without a restart."""
+    service = KeyRing.load(ring.directory, PASSPHRASE, clock=clock)
+    assert service.refresh() is False  # nothing changed
+    old = service.active
+    clock.now += timedelta(days=1)
+    new_id = ring.rotate(days=60)  # "the CLI", another KeyRing on the same directory
+    assert service.active_id != new_id
+    assert service.refresh() is True
+    assert service.active_id == new_id
+    assert service.active.fingerprint == ring.active.fingerprint
+    assert service.published == (service.active.certificate, old.certificate)
+
+
+def test_refresh_keeps_the_active_key_when_the_ring_is_broken(
+    ring: KeyRing, clock: FakeClock
+) -> None:
+    """A rotation half done (or a bad edit) raises, and the key that signed keeps signing."""
+    active = ring.active
+    (ring.directory / "active").write_text("no-such-pair\n")
+    with pytest.raises(SigningKeyUnavailable, match="no-such-pair"):
+        ring.refresh()
+    assert ring.active is active
+
+
 def test_documents_signed_with_the_old_key_still_verify(ring: KeyRing, clock: FakeClock) -> None:
     """Messages signed just before a rotation verify against the published certificates."""
     document = (MESSAGES / "customs-response.xml").read_bytes()
