@@ -41,7 +41,13 @@ EXPECTED_KINDS = {
     "referral-answer",
     "amendment",
 }
-SIGNED_KINDS = {"declaration-batch", "customs-response", "item-notice", "referral-answer"}
+SIGNED_KINDS = {
+    "declaration-batch",
+    "customs-response",
+    "item-notice",
+    "referral-answer",
+    "agency-copy",
+}
 
 XMLLINT = shutil.which("xmllint")
 
@@ -339,6 +345,13 @@ def repeat(path: str, total: int) -> Mutation:
     return mutate
 
 
+def set_path(path: str) -> Mutation:
+    def mutate(root: etree._Element) -> None:
+        _find(root, "Items/Item/Fields/Field").set("path", path)
+
+    return mutate
+
+
 SCREENING = (
     "<Screening><Method>XRY</Method><Outcome>CLEAR</Outcome>"
     "<ScreenedAt>2026-11-26T12:30:00Z</ScreenedAt></Screening>"
@@ -404,6 +417,10 @@ INVALID_VARIANTS: list[tuple[str, str, Mutation]] = [
     ("amendment", "nothing-to-amend", remove_all("Replace", "Cancel")),
     ("amendment", "cancel-without-reason", remove("Cancel/Reason")),
     ("amendment", "version-zero", set_text("Replace/Version", "0")),
+    ("agency-copy", "no-items", remove_all("Items/Item")),
+    ("agency-copy", "empty-field-value", set_text("Items/Item/Fields/Field", "")),
+    ("agency-copy", "positioned-path-zero", set_path("Contents/Line[0]/HsCode")),
+    ("agency-copy", "whole-item-in-a-copy", insert_before("Items/Item/Fields", "<Item/>")),
 ]
 
 
