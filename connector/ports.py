@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from connector.core.checks.outcome import Finding
 from connector.core.model import (
     IncomingItem,
     Intake,
@@ -221,6 +222,7 @@ class ForwardClaim:
     destination_country: str
     item_xml: bytes
     attempts: int  # previous attempts, 0 the first time
+    findings: tuple[Finding, ...] = ()  # warnings of the intake checks, forwarded to Customs
 
 
 @dataclass(frozen=True, slots=True)
