@@ -9,9 +9,10 @@ functions; tests pass their own store or clock instead of patching modules.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -25,6 +26,8 @@ from connector.adapters.scheduler import (
 )
 from connector.adapters.sources import DirectorySource, HttpSource
 from connector.adapters.web.server import build_web_app
+from connector.checks_loader import CheckConfigSource
+from connector.core.checks import CheckConfig
 from connector.flow.accept import AcceptService
 from connector.flow.amend import AmendService
 from connector.flow.pull import PullService
@@ -101,6 +104,23 @@ class Connector:
             await self.store.close()
 
 
+async def _check_source(settings: Settings) -> Callable[[], CheckConfig] | None:
+    """The intake checks' configuration in force, None when the checks are off.
+
+    Loading indexes the HS nomenclature and the denied-party list (off the event loop). The
+    returned callable looks at the list file at most every ``checks.reload_seconds`` (one
+    ``stat``) and reloads a changed list in the intake worker thread that noticed it.
+    """
+    if not settings.checks.enabled:
+        return None
+    source = await asyncio.to_thread(
+        CheckConfigSource,
+        settings.checks.config,
+        reload_seconds=settings.checks.reload_seconds,
+    )
+    return source.current
+
+
 async def open_connector(
     settings: Settings,
     *,
@@ -116,8 +136,9 @@ async def open_connector(
     try:
         await store.upsert_operators(settings.operator_records())
         limits = settings.limits.parse_limits()
-        accept = AcceptService(store=store, clock=clock, limits=limits)
-        amend = AmendService(store=store, clock=clock, limits=limits)
+        checks = await _check_source(settings)
+        accept = AcceptService(store=store, clock=clock, limits=limits, checks=checks)
+        amend = AmendService(store=store, clock=clock, limits=limits, checks=checks)
         pull = PullService(store=store, accept=accept, clock=clock)
         sources = _sources(settings)
         owner = owner or default_owner()

@@ -447,10 +447,16 @@ def _screening(spec: _ListSpec) -> Screening:
     return Screening(parties)
 
 
+def _checks_file(config: Path) -> Path:
+    """``checks.toml`` of a configuration directory, or the file itself."""
+    return config / "checks.toml" if config.is_dir() else config
+
+
 def _load(
-    config_dir: Path, enabled: Iterable[CheckName] | None, list_file: Path | None
+    location: Path, enabled: Iterable[CheckName] | None, list_file: Path | None
 ) -> tuple[CheckConfig, _ListSpec]:
-    path = config_dir / "checks.toml"
+    path = _checks_file(location)
+    config_dir = path.parent
     data, text = _read_toml(path)
     root = _Table(data, path, text)
     names = root.words("enabled", [name.value for name in CheckName])
@@ -526,8 +532,10 @@ def load_check_config(
 ) -> CheckConfig:
     """Read and index the check configuration of ``config_dir`` (default: the shipped one).
 
-    ``enabled`` overrides the configured checks (``--checks``); ``list_file`` the
-    denied-party list. Raises :class:`ConfigurationError` naming the file and line.
+    ``config_dir`` may also name the ``checks.toml`` file itself; the files it names are
+    relative to its directory. ``enabled`` overrides the configured checks (``--checks``);
+    ``list_file`` the denied-party list. Raises :class:`ConfigurationError` naming the file
+    and line.
     """
     config, _ = _load(config_dir or default_checks_dir(), enabled, list_file)
     return config
@@ -552,8 +560,13 @@ class CheckConfigSource:
     :meth:`current` is cheap: it looks at the file at most every ``reload_seconds`` (from
     ``checks.toml``) and reloads the list only when its modification time or size changed.
     A list that fails to load leaves the previous one in force; the error is kept in
-    :attr:`last_error` and logged. Large lists take seconds to index: call :meth:`refresh`
-    from a scheduled job so that intake never waits for it.
+    :attr:`last_error` and logged. ``reload_seconds`` overrides the interval of
+    ``checks.toml`` (the ``[checks]`` setting of the service).
+
+    Large lists take seconds to index. The caller of :meth:`current` that finds the file
+    changed reloads it (intake calls it from its worker thread, never on the event loop);
+    callers meanwhile get the configuration in force without waiting. :meth:`refresh`
+    reloads now, e.g. from a scheduled job.
     """
 
     def __init__(
@@ -563,8 +576,11 @@ class CheckConfigSource:
         enabled: Iterable[CheckName] | None = None,
         list_file: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        reload_seconds: float | None = None,
     ) -> None:
         self._config, self._spec = _load(config_dir or default_checks_dir(), enabled, list_file)
+        if reload_seconds is not None:
+            self._spec = replace(self._spec, reload_seconds=reload_seconds)
         self._clock = clock
         self._stamp = self._stamp_of(self._spec.path)
         self._checked_at = clock()
@@ -583,31 +599,49 @@ class CheckConfigSource:
     def list_path(self) -> Path:
         return self._spec.path
 
+    @property
+    def reload_seconds(self) -> float:
+        return self._spec.reload_seconds
+
     def current(self) -> CheckConfig:
-        """The configuration, with the list reloaded first if it is due and changed."""
-        if self._clock() - self._checked_at >= self._spec.reload_seconds:
-            self.refresh()
+        """The configuration, with the list reloaded first if it is due and changed.
+
+        A caller that finds another one reloading gets the configuration in force at once.
+        """
+        due = self._clock() - self._checked_at >= self._spec.reload_seconds
+        if due and self._lock.acquire(blocking=False):
+            try:
+                self._refresh_locked()
+            finally:
+                self._lock.release()
         return self._config
+
+    def __call__(self) -> CheckConfig:
+        """The same as :meth:`current`, so the source is a ``Callable[[], CheckConfig]``."""
+        return self.current()
 
     def refresh(self) -> bool:
         """Reload the list now if its file changed; whether a new list is in force."""
         with self._lock:
-            self._checked_at = self._clock()
-            stamp = self._stamp_of(self._spec.path)
-            if stamp == self._stamp:
-                return False
-            self._stamp = stamp
-            try:
-                screening = _screening(self._spec)
-            except ConfigurationError as exc:
-                self.last_error = exc
-                _log.error("checks.list_reload_failed", error=exc.message)
-                return False
-            self.last_error = None
-            self._config = replace(self._config, screening=screening)
-            _log.info(
-                "checks.list_reloaded",
-                path=str(self._spec.path),
-                entries=len(screening.parties),
-            )
-            return True
+            return self._refresh_locked()
+
+    def _refresh_locked(self) -> bool:
+        self._checked_at = self._clock()
+        stamp = self._stamp_of(self._spec.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            screening = _screening(self._spec)
+        except ConfigurationError as exc:
+            self.last_error = exc
+            _log.error("checks.list_reload_failed", error=exc.message)
+            return False
+        self.last_error = None
+        self._config = replace(self._config, screening=screening)
+        _log.info(
+            "checks.list_reloaded",
+            path=str(self._spec.path),
+            entries=len(screening.parties),
+        )
+        return True

@@ -282,6 +282,10 @@ def _print_item(item: StoredItem, events: Sequence[ItemEvent]) -> None:
     print(f"  batch        {item.batch_id}")
     print(f"  received     {item.received_at.isoformat()}")
     print(f"  updated      {item.updated_at.isoformat()}")
+    if item.findings:
+        print("  findings:")
+        for finding in item.findings:
+            print(f"    {finding.severity.value} {finding.code} {finding.path}: {finding.message}")
     print("  history:")
     for event in events:
         before = event.from_state.value if event.from_state else "-"

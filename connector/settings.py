@@ -54,6 +54,7 @@ from connector.errors import ConfigurationError
 from connector.ports import OperatorRecord
 
 __all__ = [
+    "ChecksSettings",
     "DatabaseSettings",
     "DestinationSettings",
     "ForwardingSettings",
@@ -373,6 +374,27 @@ class OperatorSettings(BaseModel):
         )
 
 
+class ChecksSettings(BaseModel):
+    """The data-quality and compliance checks run on intake (docs/checks.md)."""
+
+    model_config = _MODEL_CONFIG
+
+    enabled: bool = True
+    """Run the checks on every accepted item; false: intake validates only."""
+    config: Path | None = None
+    """``checks.toml``, or the directory holding it (default: the shipped config/checks)."""
+    reload_seconds: float = Field(default=60.0, ge=0)
+    """How often the denied-party list file is looked at (modification time and size); a
+    changed list is reloaded by the next intake, a broken one leaves the previous in force."""
+
+    @field_validator("config")
+    @classmethod
+    def _check_config(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.exists():
+            raise _problem(f"not found: {value}")
+        return value
+
+
 class SigningSettings(BaseModel):
     """The connector's own signing keys (see ``ead-connector keys``)."""
 
@@ -535,6 +557,8 @@ class Settings(BaseSettings):
     """The connector's signing keys."""
     forwarding: ForwardingSettings = Field(default_factory=ForwardingSettings)
     """Sending to Customs: batching, retries, evidence."""
+    checks: ChecksSettings = Field(default_factory=ChecksSettings)
+    """The data-quality and compliance checks on intake."""
     destinations: tuple[DestinationSettings, ...] = ()
     """Customs destinations and border agencies (``[[destinations]]`` tables in TOML)."""
 
@@ -672,6 +696,7 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
         if isinstance(operator, dict):
             resolve(operator.get("pull"), ("token_file", "directory"))
     resolve(data.get("signing"), ("keys_dir",))
+    resolve(data.get("checks"), ("config",))
     destinations = data.get("destinations")
     for destination in destinations if isinstance(destinations, list | tuple) else ():
         resolve(

@@ -133,6 +133,7 @@ class InMemoryItemStore:
                         received_at=intake.received_at,
                         updated_at=intake.received_at,
                         item_xml=incoming.item_xml,
+                        findings=incoming.findings,
                     )
                     actor = f"operator:{intake.operator_id}"
                     detail = f"{intake.source} batch {intake.batch_id}"
@@ -187,6 +188,7 @@ class InMemoryItemStore:
             amended, event = lifecycle.amended(
                 current, item, version, f"operator:{operator_id}", at
             )
+            amended = replace(amended, findings=item.findings)  # the new version's own
             self.events.setdefault(current.reference, []).append(event)
             self.items[(operator_id, item.item_id)] = amended
             if current.reference not in self.outbox:
@@ -294,6 +296,7 @@ class InMemoryItemStore:
                         destination_country=item.destination_country,
                         item_xml=item.item_xml,
                         attempts=job.attempts,
+                        findings=tuple(f for f in item.findings if not f.is_error),
                     )
                 )
             return tuple(claims)

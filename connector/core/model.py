@@ -10,9 +10,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from connector.errors import UnknownCode
+
+if TYPE_CHECKING:
+    # Only for annotations: the checks' outcome module builds on these records.
+    from connector.core.checks.outcome import Finding
 
 __all__ = [
     "AcceptedItem",
@@ -22,6 +26,7 @@ __all__ = [
     "BatchHeader",
     "ContentLine",
     "CustomsDecision",
+    "DocumentType",
     "IncomingItem",
     "Intake",
     "IntakeResult",
@@ -32,8 +37,11 @@ __all__ = [
     "ItemState",
     "Party",
     "PostalItem",
+    "ScreeningMethod",
+    "ScreeningOutcome",
     "StoredItem",
     "Transport",
+    "finding_dict",
 ]
 
 
@@ -72,6 +80,46 @@ class CustomsDecision(_ClosedEnum):
     REQUEST_SCREENING = "REQUEST_SCREENING"
     #: Customs refused the declaration as invalid.
     REJECTED = "REJECTED"
+
+
+class ScreeningMethod(_ClosedEnum):
+    """Security screening method for air cargo and mail (customs response, notice, answer)."""
+
+    #: X-ray.
+    XRY = "XRY"
+    #: Explosive detection system.
+    EDS = "EDS"
+    #: Explosive trace detection.
+    ETD = "ETD"
+    #: Explosive detection dog.
+    EDD = "EDD"
+    #: Physical search.
+    PHS = "PHS"
+    #: Visual check.
+    VCK = "VCK"
+    #: Metal detection.
+    CMD = "CMD"
+    #: Another method.
+    OTH = "OTH"
+
+
+class ScreeningOutcome(_ClosedEnum):
+    """Result of a screening reported in a referral answer."""
+
+    #: Nothing found: the item may travel.
+    CLEAR = "CLEAR"
+    #: The threat could not be ruled out.
+    NOT_CLEAR = "NOT_CLEAR"
+
+
+class DocumentType(_ClosedEnum):
+    """Kind of a document named in a referral answer (metadata only)."""
+
+    INVOICE = "INVOICE"
+    LICENCE = "LICENCE"
+    CERTIFICATE = "CERTIFICATE"
+    PHOTO = "PHOTO"
+    OTHER = "OTHER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,15 +256,31 @@ class IntakeStatus(_ClosedEnum):
     CONFLICT = "CONFLICT"
 
 
+def finding_dict(finding: Finding) -> dict[str, object]:
+    """A check finding as stored with its item and shown in acknowledgements and views:
+    ``severity``, ``code``, ``path``, ``message`` and ``detail`` (JSON-ready)."""
+    return {
+        "severity": finding.severity.value,
+        "code": finding.code,
+        "path": finding.path,
+        "message": finding.message,
+        "detail": {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in finding.detail.items()
+        },
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingItem:
-    """An accepted item on its way into the store."""
+    """An accepted item on its way into the store, with the warnings of the intake checks."""
 
     item_index: int
     item_id: str
     destination_country: str
     digest: str
     item_xml: bytes
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +324,8 @@ class StoredItem:
     updated_at: datetime
     item_xml: bytes
     decision: CustomsDecision | None = None
+    #: Warnings of the intake checks on this version (errors reject an item, so none here).
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,13 +342,18 @@ class ItemEvent:
 
 @dataclass(frozen=True, slots=True)
 class AckItem:
-    """The acknowledgement of one item of a batch."""
+    """The acknowledgement of one item of a batch.
+
+    ``findings`` are every check finding on the item: warnings of an accepted item, and on a
+    rejected one its error findings (also listed in ``errors``) with any warnings.
+    """
 
     item_index: int
     item_id: str
     accepted: bool
     reference: str | None = None
     errors: tuple[ItemError, ...] = ()
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +380,7 @@ class Acknowledgement:
                     "errors": [
                         {"code": e.code, "path": e.path, "message": e.message} for e in item.errors
                     ],
+                    "findings": [finding_dict(finding) for finding in item.findings],
                 }
                 for item in self.items
             ],

@@ -71,4 +71,12 @@ def acknowledgement_xml(ack: Acknowledgement) -> bytes:
                 child(entry, "Code", error.code)
                 child(entry, "Path", error.path or ".")
                 child(entry, "Message", error.message[:1000])
+        if item.findings:
+            findings = child(node, "Findings")
+            for finding in item.findings:
+                entry = child(findings, "Finding")
+                child(entry, "Severity", finding.severity.value)
+                child(entry, "Code", finding.code)
+                child(entry, "Path", finding.path[:512] or ".")
+                child(entry, "Message", finding.message[:1000])
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

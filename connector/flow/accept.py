@@ -1,17 +1,27 @@
-"""Accept an item batch: validate, store the accepted items, answer per item.
+"""Accept an item batch: validate, check, store the accepted items, answer per item.
 
 Shared by the push route and scheduled pulls. Nothing is acknowledged before the store has
 committed it: the acknowledgement is built from what :meth:`ItemStore.record_intake`
 returned.
+
+With checks configured, the data-quality and compliance checks
+(:mod:`connector.core.checks`) run on the items validation accepted, before storing: an
+``error`` finding rejects its item with the finding's code, path and message, as a rule
+error does; ``warning`` findings leave the item accepted and are stored with it. Every
+finding is listed with its item in the acknowledgement.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from lxml import etree
 
+from connector.core import checks
+from connector.core.checks import CheckConfig, Finding
 from connector.core.inbound import ValidationReport, validate_item_batch
 from connector.core.model import (
     AckItem,
@@ -29,7 +39,14 @@ from connector.core.xmlsafe import DEFAULT_LIMITS, ParseLimits
 from connector.errors import Forbidden
 from connector.ports import Clock, ItemStore
 
-__all__ = ["AcceptService", "incoming_items"]
+__all__ = [
+    "AcceptService",
+    "CheckConfigProvider",
+    "Checks",
+    "checks_of",
+    "current_check_config",
+    "incoming_items",
+]
 
 
 _ITEM_NS = MessageKind.ITEM_BATCH.namespace
@@ -37,8 +54,54 @@ _TRANSPORT = f"{{{_ITEM_NS}}}Transport"
 _DESTINATION = f"{{{_ITEM_NS}}}DestinationCountry"
 
 
-def incoming_items(report: ValidationReport) -> tuple[IncomingItem, ...]:
-    """The accepted items of ``report`` as the store takes them (canonical bytes + digest)."""
+class CheckConfigProvider(Protocol):
+    """Anything that hands out the check configuration in force, such as
+    :class:`connector.checks_loader.CheckConfigSource` (which reloads its denied-party list)."""
+
+    def current(self) -> CheckConfig: ...
+
+
+#: The checks a stage runs: a configuration, a provider of the current one, a callable
+#: returning it (asked once per batch, so a reload applies from the next batch), or None
+#: for checks off.
+Checks = CheckConfig | CheckConfigProvider | Callable[[], CheckConfig] | None
+
+
+def current_check_config(source: Checks) -> CheckConfig | None:
+    """The configuration ``source`` gives now (None: checks off)."""
+    if source is None or isinstance(source, CheckConfig):
+        return source
+    if callable(source):
+        return source()
+    return source.current()
+
+
+def checks_of(
+    report: ValidationReport, source: Checks
+) -> tuple[ValidationReport, dict[int, tuple[Finding, ...]]]:
+    """``report`` with the items of error findings rejected, and every finding by item index."""
+    config = current_check_config(source)
+    if config is None:
+        return report, {}
+    findings = checks.check_report(report, config)
+    if not findings:
+        return report, {}
+    return checks.merge_into_report(report, findings), _by_item(findings)
+
+
+def _by_item(findings: Iterable[Finding]) -> dict[int, tuple[Finding, ...]]:
+    grouped: dict[int, list[Finding]] = {}
+    for finding in findings:
+        grouped.setdefault(finding.item_index, []).append(finding)
+    return {index: tuple(found) for index, found in grouped.items()}
+
+
+def incoming_items(
+    report: ValidationReport, findings: dict[int, tuple[Finding, ...]] | None = None
+) -> tuple[IncomingItem, ...]:
+    """The accepted items of ``report`` as the store takes them (canonical bytes + digest),
+    each with its findings from ``findings`` (by item index)."""
+    by_index = findings or {}
     result = []
     for accepted, element in report.accepted_elements():
         item_xml = etree.tostring(element, encoding="UTF-8")
@@ -52,25 +115,38 @@ def incoming_items(report: ValidationReport) -> tuple[IncomingItem, ...]:
                 destination_country=destination.strip(),
                 digest=digest(item_xml),
                 item_xml=item_xml,
+                findings=by_index.get(accepted.item_index, ()),
             )
         )
     return tuple(result)
 
 
-def _validate(
-    data: bytes, limits: ParseLimits
-) -> tuple[ValidationReport, tuple[IncomingItem, ...]]:
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    report: ValidationReport  # error findings merged in
+    incoming: tuple[IncomingItem, ...]
+    findings: dict[int, tuple[Finding, ...]]
+
+
+def _validate(data: bytes, limits: ParseLimits, source: Checks) -> _Checked:
     report = validate_item_batch(data, limits=limits)
-    return report, incoming_items(report)
+    report, findings = checks_of(report, source)
+    return _Checked(report, incoming_items(report, findings), findings)
 
 
 @dataclass(frozen=True, slots=True)
 class AcceptService:
-    """Validates and stores item batches for authenticated operators."""
+    """Validates, checks and stores item batches for authenticated operators.
+
+    ``checks`` (see :data:`Checks`) is asked for its configuration once per batch, inside
+    the worker thread that validates it: a provider that reloads a file may do so there
+    without holding up the event loop.
+    """
 
     store: ItemStore
     clock: Clock
     limits: ParseLimits = DEFAULT_LIMITS
+    checks: Checks = None
 
     async def accept_batch(
         self, operator_id: str, data: bytes, *, source: str = "push", cursor: str | None = None
@@ -82,7 +158,8 @@ class AcceptService:
         """
         received_at = self.clock.now()
         # CPU-heavy XML work runs off the event loop.
-        report, incoming = await asyncio.to_thread(_validate, data, self.limits)
+        checked = await asyncio.to_thread(_validate, data, self.limits, self.checks)
+        report, incoming = checked.report, checked.incoming
         header = report.header
         if header.operator_id != operator_id:
             raise Forbidden(
@@ -101,18 +178,23 @@ class AcceptService:
             cursor=cursor,
         )
         results = await self.store.record_intake(intake)
-        return _acknowledgement(report, intake, results)
+        return _acknowledgement(report, intake, results, checked.findings)
 
 
 def _acknowledgement(
-    report: ValidationReport, intake: Intake, results: tuple[IntakeResult, ...]
+    report: ValidationReport,
+    intake: Intake,
+    results: tuple[IntakeResult, ...],
+    findings: dict[int, tuple[Finding, ...]],
 ) -> Acknowledgement:
     by_index: dict[int, AckItem] = {}
     errors_by_index: dict[int, list[ItemError]] = {}
     for error in report.errors:
         errors_by_index.setdefault(error.item_index, []).append(error)
     for index, errors in errors_by_index.items():
-        by_index[index] = AckItem(index, errors[0].item_id or "", False, None, tuple(errors))
+        by_index[index] = AckItem(
+            index, errors[0].item_id or "", False, None, tuple(errors), findings.get(index, ())
+        )
     for result in results:
         if result.status is IntakeStatus.CONFLICT:
             element = report.item_element(result.item_index)
@@ -125,11 +207,20 @@ def _acknowledgement(
                 "send an amendment to change it",
             )
             by_index[result.item_index] = AckItem(
-                result.item_index, result.item_id, False, None, (error,)
+                result.item_index,
+                result.item_id,
+                False,
+                None,
+                (error,),
+                findings.get(result.item_index, ()),
             )
         else:
             by_index[result.item_index] = AckItem(
-                result.item_index, result.item_id, True, result.reference
+                result.item_index,
+                result.item_id,
+                True,
+                result.reference,
+                findings=findings.get(result.item_index, ()),
             )
     return Acknowledgement(
         batch_id=intake.batch_id,

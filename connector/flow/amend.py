@@ -4,24 +4,32 @@ Each entry is judged on its own: a ``Replace`` must carry a valid item (schema a
 rules) at the item's current version + 1; a ``Cancel`` names the current version. Entries
 for decided or unknown items are refused with a code; the others are applied, each in its
 own transaction with its event.
+
+With checks configured, a replacement item is checked as at intake
+(:mod:`connector.flow.accept`): an ``error`` finding refuses the entry, warnings are stored
+with the new version (replacing the findings of the previous one). Finding paths point into
+the amendment (``/Amendment/Replace[2]/Item/Contents/Line[1]/HsCode``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from lxml import etree
 
-from connector.core import rules
-from connector.core.model import IncomingItem, ItemError
+from connector.core import checks, inbound, rules
+from connector.core.checks import CheckConfig, Finding
+from connector.core.checks.subject import view_of_item
+from connector.core.model import IncomingItem, ItemError, finding_dict
 from connector.core.outbound import renamespace
 from connector.core.references import digest
 from connector.core.schemas import MessageKind, default_registry
 from connector.core.xmlsafe import DEFAULT_LIMITS, ParseLimits, parse_xml
 from connector.errors import ConnectorError, EnvelopeInvalid, Forbidden, MessageKindUnknown
+from connector.flow.accept import Checks, current_check_config
 from connector.ports import Clock, ItemStore
 
 __all__ = ["AmendService", "AmendmentEntry", "AmendmentResult"]
@@ -40,6 +48,7 @@ class AmendmentEntry:
     version: int
     applied: bool
     errors: tuple[ItemError, ...] = ()
+    findings: tuple[Finding, ...] = ()  # of the replacement item's checks
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -49,6 +58,7 @@ class AmendmentEntry:
             "version": self.version,
             "status": "applied" if self.applied else "rejected",
             "errors": [{"code": e.code, "path": e.path, "message": e.message} for e in self.errors],
+            "findings": [finding_dict(finding) for finding in self.findings],
         }
 
 
@@ -72,6 +82,7 @@ class _Parsed:
     operator_id: str
     entries: tuple[tuple[int, etree._Element], ...]
     rule_errors: dict[int, tuple[ItemError, ...]]
+    findings: dict[int, tuple[Finding, ...]] = field(default_factory=dict)
 
 
 def _in_item_namespace(item: etree._Element) -> bytes:
@@ -79,7 +90,27 @@ def _in_item_namespace(item: etree._Element) -> bytes:
     return etree.tostring(renamespace(item, _ITEM_NS), encoding="UTF-8")
 
 
-def _parse(data: bytes, limits: ParseLimits) -> _Parsed:
+def _check(
+    replaced: list[tuple[int, etree._Element]],
+    rule_errors: dict[int, list[ItemError]],
+    config: CheckConfig,
+) -> dict[int, tuple[Finding, ...]]:
+    """Findings on the replacement items without rule errors, by entry index."""
+    views = [
+        replace(
+            view_of_item(index, inbound.postal_item(item)),
+            path=rules.element_path(item),
+        )
+        for index, item in replaced
+        if index not in rule_errors
+    ]
+    found: dict[int, list[Finding]] = {}
+    for finding in checks.check_views(views, config):
+        found.setdefault(finding.item_index, []).append(finding)
+    return {index: tuple(findings) for index, findings in found.items()}
+
+
+def _parse(data: bytes, limits: ParseLimits, source: Checks = None) -> _Parsed:
     root = parse_xml(data, limits)
     if root.tag != MessageKind.AMENDMENT.root_tag:
         kind = MessageKind.of_root(root.tag)
@@ -99,25 +130,36 @@ def _parse(data: bytes, limits: ParseLimits) -> _Parsed:
     rule_errors: dict[int, list[ItemError]] = {}
     for error in rules.check_items(root, items, frozenset()):
         rule_errors.setdefault(replaced[error.item_index][0], []).append(error)
+    config = current_check_config(source)
+    findings = _check(replaced, rule_errors, config) if config and config.enabled else {}
+    for index, found in findings.items():
+        errors = [finding.as_item_error() for finding in found if finding.is_error]
+        if errors:
+            rule_errors[index] = errors
     return _Parsed(
         amendment_id=(root.findtext(f"{{{_NS}}}AmendmentId") or "").strip(),
         operator_id=(root.findtext(f"{{{_NS}}}OperatorId") or "").strip(),
         entries=entries,
         rule_errors={index: tuple(errors) for index, errors in rule_errors.items()},
+        findings=findings,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class AmendService:
-    """Applies an operator's amendment message to its undecided items."""
+    """Applies an operator's amendment message to its undecided items.
+
+    ``checks`` as for :class:`~connector.flow.accept.AcceptService` (None: checks off).
+    """
 
     store: ItemStore
     clock: Clock
     limits: ParseLimits = DEFAULT_LIMITS
+    checks: Checks = None
 
     async def amend(self, operator_id: str, data: bytes) -> AmendmentResult:
         """Judge and apply each entry; raise only when the message is unusable as a whole."""
-        parsed = await asyncio.to_thread(_parse, data, self.limits)
+        parsed = await asyncio.to_thread(_parse, data, self.limits, self.checks)
         if parsed.operator_id != operator_id:
             raise Forbidden(
                 f"the amendment names operator {parsed.operator_id!r}; "
@@ -125,7 +167,7 @@ class AmendService:
             )
         results = []
         for index, element in parsed.entries:
-            results.append(await self._apply(operator_id, index, element, parsed.rule_errors))
+            results.append(await self._apply(operator_id, index, element, parsed))
         return AmendmentResult(parsed.amendment_id, operator_id, tuple(results))
 
     async def _apply(
@@ -133,16 +175,19 @@ class AmendService:
         operator_id: str,
         index: int,
         element: etree._Element,
-        rule_errors: dict[int, tuple[ItemError, ...]],
+        parsed: _Parsed,
     ) -> AmendmentEntry:
         version = int((element.findtext(f"{{{_NS}}}Version") or "0").strip())
         at = self.clock.now()
+        findings: tuple[Finding, ...] = ()
         if element.tag == f"{{{_NS}}}Replace":
             item = element.find(f"{{{_NS}}}Item")
             assert item is not None  # schema-valid
             item_id = (item.findtext(f"{{{_NS}}}ItemId") or "").strip()
-            if index in rule_errors:
-                return AmendmentEntry(index, item_id, "replace", version, False, rule_errors[index])
+            findings = parsed.findings.get(index, ())
+            if index in parsed.rule_errors:
+                errors = parsed.rule_errors[index]
+                return AmendmentEntry(index, item_id, "replace", version, False, errors, findings)
             item_xml = _in_item_namespace(item)
             destination = item.find(f"{{{_NS}}}Transport/{{{_NS}}}DestinationCountry")
             incoming = IncomingItem(
@@ -153,6 +198,7 @@ class AmendService:
                 else "",
                 digest=digest(item_xml),
                 item_xml=item_xml,
+                findings=findings,
             )
             action = self.store.amend_item(operator_id, incoming, version, at)
             kind = "replace"
@@ -168,5 +214,5 @@ class AmendService:
                 raise
             path = rules.element_path(element)
             error = ItemError(index, item_id, path, exc.code, exc.message)
-            return AmendmentEntry(index, item_id, kind, version, False, (error,))
-        return AmendmentEntry(index, item_id, kind, version, True)
+            return AmendmentEntry(index, item_id, kind, version, False, (error,), findings)
+        return AmendmentEntry(index, item_id, kind, version, True, (), findings)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from connector.adapters.db import engine as db_engine
 from connector.adapters.db.store import SqlItemStore
+from connector.core.checks import Finding, Severity
 from connector.core.model import IntakeStatus, ItemError, ItemEvent, ItemState
 from connector.core.references import item_reference
 from connector.core.retry import RetryDecision
@@ -609,6 +610,71 @@ async def test_amended_forwarded_item_is_queued_again(store: Store) -> None:
     assert [(c.reference, c.version) for c in again] == [(claims[0].reference, 2)]
     event = (await store.item_events(claims[0].reference))[-1]
     assert (event.from_state, event.to_state) == (ItemState.AMENDED, ItemState.FORWARDING)
+
+
+# -- check findings -------------------------------------------------------------------------
+
+
+def _finding(index: int, severity: Severity, code: str) -> Finding:
+    return Finding(
+        index,
+        item_id(index),
+        severity,
+        code,
+        f"/ItemBatch/Items/Item[{index + 1}]/Contents/Line[1]/Description",
+        f"{code}: description 'Gift' is too vague — say what it is",
+        {"description": "Gift", "score": 0.93, "suggestions": ("950300", "950490"), "n": None},
+    )
+
+
+async def test_findings_are_stored_and_read_back_with_the_item(store: Store) -> None:
+    """An item's findings come back equal, detail included; items without have none."""
+    warnings = (
+        _finding(0, Severity.WARNING, "description_vague"),
+        _finding(0, Severity.WARNING, "party_possible_match"),
+    )
+    items = (replace(incoming(0), findings=warnings), incoming(1))
+
+    await store.record_intake(make_intake(items))
+
+    warned = await store.get_item("OP1", item_id(0))
+    clean = await store.get_item("OP1", item_id(1))
+    assert warned is not None
+    assert clean is not None
+    assert warned.findings == warnings
+    assert dict(warned.findings[0].detail)["suggestions"] == ("950300", "950490")
+    assert clean.findings == ()
+    assert (await store.find_items(item_id(0)))[0].findings == warnings
+
+
+async def test_an_amendment_replaces_the_findings(store: Store) -> None:
+    """The amended version keeps its own findings, not those of the version it replaces."""
+    first = (_finding(0, Severity.WARNING, "description_vague"),)
+    await store.record_intake(make_intake((replace(incoming(0), findings=first),)))
+    second = (_finding(0, Severity.WARNING, "article_restricted"),)
+
+    amended = await store.amend_item(
+        "OP1", replace(incoming(0, content="v2"), findings=second), 2, LATER
+    )
+    cleaned = await store.amend_item("OP1", incoming(0, content="v3"), 3, LATER)
+
+    assert amended.findings == second
+    assert cleaned.findings == ()
+    stored = await store.get_item("OP1", item_id(0))
+    assert stored is not None
+    assert stored.findings == ()
+
+
+async def test_claims_carry_the_warnings_of_their_items(store: Store) -> None:
+    """A claim carries its item's warnings (never an error finding); clean items none."""
+    warning = _finding(0, Severity.WARNING, "description_vague")
+    error = _finding(0, Severity.ERROR, "hs_code_unknown")
+    items = (replace(incoming(0), findings=(warning, error)), incoming(1))
+    await store.record_intake(make_intake(items))
+
+    claims = await store.claim_for_forwarding("a", 10, 60, LATER)
+
+    assert [claim.findings for claim in claims] == [(warning,), ()]
 
 
 # -- SQL stores: both backends --------------------------------------------------------------

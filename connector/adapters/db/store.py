@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
+from types import MappingProxyType
 from typing import Any, Self
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from connector.adapters.db import engine as db_engine
 from connector.adapters.db import tables
 from connector.core import lifecycle
+from connector.core.checks.outcome import DetailValue, Finding, Severity
 from connector.core.model import (
     CustomsDecision,
     IncomingItem,
@@ -33,6 +35,7 @@ from connector.core.model import (
     ItemEvent,
     ItemState,
     StoredItem,
+    finding_dict,
 )
 from connector.core.references import item_reference
 from connector.core.retry import RetryDecision
@@ -43,6 +46,8 @@ __all__ = [
     "SqlItemStore",
     "event_from_row",
     "event_to_row",
+    "findings_from_json",
+    "findings_to_json",
     "item_from_row",
     "item_to_row",
     "operator_from_row",
@@ -62,6 +67,45 @@ _FORWARD = "forward"
 # -- rows <-> records -----------------------------------------------------------------------
 
 
+def findings_to_json(findings: Sequence[Finding]) -> str | None:
+    """The ``items.findings`` column: a JSON list of :func:`finding_dict` with the item's
+    ``item_index`` in the batch that brought it; None for no findings."""
+    if not findings:
+        return None
+    return json.dumps(
+        [{**finding_dict(finding), "item_index": finding.item_index} for finding in findings],
+        ensure_ascii=False,
+    )
+
+
+def _detail_value(value: object) -> DetailValue:
+    if isinstance(value, list):
+        return tuple(str(part) for part in value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def findings_from_json(text: str | None, item_id: str) -> tuple[Finding, ...]:
+    """The findings of an ``items.findings`` value (see :func:`findings_to_json`)."""
+    if not text:
+        return ()
+    return tuple(
+        Finding(
+            item_index=int(entry.get("item_index", 0)),
+            item_id=item_id,
+            severity=Severity(entry["severity"]),
+            code=entry["code"],
+            path=entry["path"],
+            message=entry["message"],
+            detail=MappingProxyType(
+                {key: _detail_value(value) for key, value in entry.get("detail", {}).items()}
+            ),
+        )
+        for entry in json.loads(text)
+    )
+
+
 def item_from_row(row: sa.RowMapping) -> StoredItem:
     """The domain record of an ``items`` row."""
     decision = row["decision"]
@@ -78,6 +122,7 @@ def item_from_row(row: sa.RowMapping) -> StoredItem:
         updated_at=row["updated_at"],
         item_xml=bytes(row["item_xml"]),
         decision=CustomsDecision(decision) if decision is not None else None,
+        findings=findings_from_json(row["findings"], row["item_id"]),
     )
 
 
@@ -96,6 +141,7 @@ def item_to_row(item: StoredItem) -> dict[str, Any]:
         "decision": item.decision.value if item.decision is not None else None,
         "received_at": item.received_at,
         "updated_at": item.updated_at,
+        "findings": findings_to_json(item.findings),
     }
 
 
@@ -331,6 +377,7 @@ class SqlItemStore:
                 received_at=at,
                 updated_at=at,
                 item_xml=incoming.item_xml,
+                findings=incoming.findings,
             )
             for reference, incoming in new
         ]
@@ -422,6 +469,7 @@ class SqlItemStore:
                 amended, event = lifecycle.amended(
                     current, item, version, f"operator:{operator_id}", at
                 )
+                amended = replace(amended, findings=item.findings)  # the new version's own
                 await self._replace_item(session, amended, event)
                 pending = await session.scalar(
                     sa.select(sa.func.count())
@@ -545,6 +593,7 @@ class SqlItemStore:
                             destination_country=item.destination_country,
                             item_xml=item.item_xml,
                             attempts=row["attempts"],
+                            findings=tuple(f for f in item.findings if not f.is_error),
                         )
                     )
                 await self._set_state(

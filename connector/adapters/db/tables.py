@@ -136,6 +136,8 @@ class ItemRow(SQLModel, table=True):
     decision: str | None = Field(default=None, sa_type=sa.String, nullable=True)
     received_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
     updated_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    #: Warnings of the intake checks on this version, as a JSON list (None: no findings).
+    findings: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
 
 
 class ItemEventRow(SQLModel, table=True):

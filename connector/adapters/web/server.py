@@ -21,7 +21,7 @@ import structlog
 from aiohttp import hdrs, web
 
 from connector.adapters.web import auth, problems
-from connector.core import outbound, xmlsafe
+from connector.core import model, outbound, xmlsafe
 from connector.core.model import Acknowledgement, ItemEvent, StoredItem
 from connector.errors import (
     ConfigurationError,
@@ -178,6 +178,7 @@ def item_view(item: StoredItem, events: tuple[ItemEvent, ...]) -> dict[str, obje
         "received_at": item.received_at.isoformat(),
         "updated_at": item.updated_at.isoformat(),
         "decision": item.decision.value if item.decision is not None else None,
+        "findings": [model.finding_dict(finding) for finding in item.findings],
         "events": [
             {
                 "at": event.at.isoformat(),

@@ -45,6 +45,7 @@ async def test_cancel_applies_and_shows_in_the_item(
             "version": 1,
             "status": "applied",
             "errors": [],
+            "findings": [],
         }
     ]
     item = await (await client.get("/v1/items/RR123456785DE", headers=AUTH_A)).json()

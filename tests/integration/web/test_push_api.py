@@ -414,6 +414,7 @@ async def test_operator_reads_its_item_with_events(
         "received_at": stored.received_at.isoformat(),
         "updated_at": stored.updated_at.isoformat(),
         "decision": None,
+        "findings": [],
         "events": [
             {
                 "at": stored.received_at.isoformat(),
