@@ -47,7 +47,7 @@ def _identifier(value: str, what: str) -> str:
     try:
         return check_identifier(value, what)
     except InvalidMessage as error:
-        raise ConfigurationError(error.message, key=what) from None
+        raise ConfigurationError(error.message, key=what) from error
 
 
 @dataclass(frozen=True, slots=True)
