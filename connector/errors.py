@@ -26,6 +26,11 @@ output) and an ``http_status``; the class docstring is its default message.
     ├── SourceUnavailable                           502  source_unavailable
     ├── CustomsUnavailable                          502  customs_unavailable (retried)
     ├── CustomsRefused                              502  customs_refused (not retried)
+    ├── ResponseRefused                             400  response_refused
+    │   ├── ResponseStale                           400  response_stale
+    │   ├── ResponseReplayed                        409  response_replayed
+    │   └── ResponseMisdirected                     400  response_misdirected
+    ├── ReferralMismatch                            409  referral_mismatch
     ├── ConfigurationError                          500  configuration_invalid
     ├── SignatureInvalid                            400  signature_invalid
     │   └── CertificateUntrusted                    400  certificate_untrusted
@@ -52,6 +57,11 @@ __all__ = [
     "MessageKindUnknown",
     "NotAuthenticated",
     "NotFound",
+    "ReferralMismatch",
+    "ResponseMisdirected",
+    "ResponseRefused",
+    "ResponseReplayed",
+    "ResponseStale",
     "SignatureInvalid",
     "SigningKeyUnavailable",
     "SourceUnavailable",
@@ -210,6 +220,39 @@ class CustomsRefused(ConnectorError):
 
     code = "customs_refused"
     http_status = 502
+
+
+class ResponseRefused(ConnectorError):
+    """The Customs response was refused as a whole; none of its decisions was applied."""
+
+    code = "response_refused"
+    http_status = 400
+
+
+class ResponseStale(ResponseRefused):
+    """The Customs response was issued too long ago (or too far ahead) to be accepted."""
+
+    code = "response_stale"
+
+
+class ResponseReplayed(ResponseRefused):
+    """A Customs response with this id was already received from this destination."""
+
+    code = "response_replayed"
+    http_status = 409
+
+
+class ResponseMisdirected(ResponseRefused):
+    """The Customs response names another destination than the one it came from."""
+
+    code = "response_misdirected"
+
+
+class ReferralMismatch(ConnectorError):
+    """The answer does not match the referral pending on the item."""
+
+    code = "referral_mismatch"
+    http_status = 409
 
 
 class ConfigurationError(ConnectorError):
