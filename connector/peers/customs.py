@@ -1,0 +1,469 @@
+"""A mock Customs risk engine: an HTTPS (mTLS) server that takes signed declaration batches.
+
+``POST /v1/declarations`` with a signed declaration batch (``application/xml``):
+
+1. the client certificate is checked by the TLS handshake when the server context requires one;
+2. the body is parsed with :func:`connector.core.xmlsafe.parse_xml`, its signature verified
+   with :func:`connector.core.signing.verify` against the *currently* trusted connector
+   certificates (:meth:`MockCustoms.trust`, :meth:`MockCustoms.distrust`: a key rotation can be
+   played at runtime), and the verified tree validated against ``declaration-batch-1.xsd``;
+3. a new batch id: each declaration is stored under ``(ItemReference, Version)``; one seen
+   before counts as a duplicate and is not stored again. A batch id seen before with the same
+   declarations is not processed again and gets a ``duplicate`` receipt; with other
+   declarations it is refused (``409 batch_id_reused``): a batch id names one batch only;
+4. the answer is ``200`` with a declaration receipt signed with the mock's own key.
+
+A bad signature or an invalid document is ``400 application/problem+json`` with the error's
+``code``. Failure modes, for tests (:attr:`MockCustoms.mode`, or :meth:`MockCustoms.fail_next`
+for the next requests only): ``ok``; ``down`` (the connection is aborted without an answer);
+``slow`` (the answer comes after ``slow_s``); ``error`` (500); ``throttle`` (429 with
+``Retry-After: retry_after_s``); ``refuse`` (400 ``declaration_refused``); ``bad_signature``
+(the batch is processed, the receipt's signature does not verify); ``wrong_batch`` (the batch
+is processed, the receipt names another batch id).
+
+Everything received stays inspectable (:attr:`MockCustoms.received`, :attr:`MockCustoms.items`)
+for a later stage in which Customs sends decisions back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Final, Literal, cast, get_args
+
+import structlog
+from aiohttp import web
+from cryptography import x509
+from lxml import etree
+
+from connector.core import receipts, signing
+from connector.core.schemas import MessageKind, default_registry
+from connector.core.xmlsafe import DEFAULT_LIMITS, parse_xml
+from connector.errors import (
+    ConfigurationError,
+    ConnectorError,
+    EnvelopeInvalid,
+    InvalidMessage,
+    SignatureInvalid,
+)
+from connector.ports import Clock
+
+__all__ = [
+    "DECLARATIONS_PATH",
+    "MODES",
+    "MockCustoms",
+    "Mode",
+    "ReceivedBatch",
+    "ReceivedDeclaration",
+]
+
+DECLARATIONS_PATH: Final = "/v1/declarations"
+Mode = Literal["ok", "down", "slow", "error", "throttle", "refuse", "bad_signature", "wrong_batch"]
+MODES: Final[frozenset[str]] = frozenset(get_args(Mode))
+
+_BATCH_NS: Final = MessageKind.DECLARATION_BATCH.namespace
+_log = structlog.get_logger("connector.peers.customs")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedDeclaration:
+    """One declaration as the mock stored it."""
+
+    declaration_batch_id: str
+    reference: str
+    version: int
+    operator_id: str
+    item_id: str
+    destination_country: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedBatch:
+    """One declaration batch the mock accepted (the first time its id came)."""
+
+    declaration_batch_id: str
+    destination: str
+    received_at: datetime
+    customs_reference: str
+    declarations: tuple[ReceivedDeclaration, ...]
+    signer_fingerprint: str
+    """The trusted connector certificate that verified the batch."""
+    client_fingerprint: str | None
+    """SHA-256 of the TLS client certificate, when one was presented."""
+    idempotency_key: str | None
+    signed_xml: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    batch_id: str
+    destination: str
+    declarations: tuple[ReceivedDeclaration, ...]
+    signer_fingerprint: str
+
+
+class _SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class MockCustoms:
+    """The mock Customs server on ``host`` (loopback) and ``port`` (0: any free port).
+
+    ``signing_key`` signs the receipts (pin its certificate in the connector's endpoint);
+    ``trusted`` are the connector certificates batches must be signed with; ``ssl_context``
+    is a server context, e.g. ``LoopbackPki.server_context(require_client_cert=True)``.
+    ``destination``, when given, is the only batch Destination accepted.
+    """
+
+    def __init__(
+        self,
+        signing_key: signing.SigningKey,
+        trusted: Iterable[x509.Certificate],
+        *,
+        ssl_context: ssl.SSLContext,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        destination: str | None = None,
+        clock: Clock | None = None,
+        slow_s: float = 30.0,
+        retry_after_s: int = 1,
+        max_body_bytes: int = DEFAULT_LIMITS.max_bytes,
+    ) -> None:
+        self.signing_key = signing_key
+        self._trusted: dict[str, x509.Certificate] = {}
+        for certificate in trusted:
+            self.trust(certificate)
+        self._ssl_context = ssl_context
+        self.host = host
+        self.port = port
+        self.destination = destination
+        self.clock: Clock = clock or _SystemClock()
+        self.slow_s = slow_s
+        self.retry_after_s = retry_after_s
+        self.max_body_bytes = max_body_bytes
+        self._mode: Mode = "ok"
+        self._next: deque[Mode] = deque()
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self._sequence = 0
+        # What came in, for tests and the demo:
+        self.requests = 0
+        """Every request to the declarations route, failed ones included."""
+        self.batches: list[str] = []
+        """Batch ids accepted, each once, in order of first receipt."""
+        self.resent_batches = 0
+        """Requests whose batch id had been accepted before (answered ``duplicate``)."""
+        self.declarations: dict[tuple[str, int], str] = {}
+        """(ItemReference, Version) -> ItemId of every declaration stored."""
+        self.duplicates = 0
+        """Declarations of new batches whose (ItemReference, Version) was stored before."""
+        self.received: dict[str, ReceivedBatch] = {}
+        """Accepted batches by id."""
+        self.items: dict[str, ReceivedDeclaration] = {}
+        """The highest version of each ItemReference."""
+        self.refusals: list[str] = []
+        """The problem code of every 4xx answer, in order."""
+
+    def __repr__(self) -> str:
+        return f"MockCustoms({self.url if self._runner else 'stopped'}, mode={self._mode})"
+
+    # --- control --------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        """How every request is answered once the :meth:`fail_next` queue is empty."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: Mode) -> None:
+        self._mode = _checked_mode(mode)
+
+    def fail_next(self, n: int, mode: Mode) -> None:
+        """Answer the next ``n`` requests in ``mode``, then go back to :attr:`mode`."""
+        self._next.extend([_checked_mode(mode)] * n)
+
+    def trust(self, certificate: x509.Certificate) -> None:
+        """Accept batches signed with ``certificate`` (from now on)."""
+        self._trusted[signing.fingerprint(certificate)] = certificate
+
+    def distrust(self, certificate: x509.Certificate) -> None:
+        """Refuse batches signed with ``certificate`` (from now on)."""
+        self._trusted.pop(signing.fingerprint(certificate), None)
+
+    @property
+    def trusted(self) -> tuple[x509.Certificate, ...]:
+        """The connector certificates accepted now."""
+        return tuple(self._trusted.values())
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The certificate receipts are signed with: pin it in the connector."""
+        return self.signing_key.certificate
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL, ``https://host:port`` (after :meth:`start`)."""
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def declarations_url(self) -> str:
+        """The URL declaration batches are POSTed to (``CustomsEndpoint.url``)."""
+        return self.url + DECLARATIONS_PATH
+
+    async def start(self) -> str:
+        """Listen; returns the base URL (:attr:`url`) with the port actually bound."""
+        if self._runner is not None:
+            raise ConfigurationError("The mock Customs is running already.")
+        app = web.Application(client_max_size=self.max_body_bytes)
+        app.router.add_post(DECLARATIONS_PATH, self._declarations)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl_context)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self.port = int(runner.addresses[0][1])
+        self._runner = runner
+        self._stopping = asyncio.Event()
+        _log.info("mock_customs.started", url=self.url)
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop listening; slow requests in flight are cut off."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            self._stopping.set()
+            await runner.cleanup()
+
+    async def __aenter__(self) -> MockCustoms:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # --- the route ------------------------------------------------------------------------
+
+    async def _declarations(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        mode = self._next.popleft() if self._next else self._mode
+        if mode == "down":
+            return self._abort(request)
+        if mode == "slow":
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.slow_s)
+            except TimeoutError:
+                pass
+            else:
+                return self._abort(request)
+        if mode == "error":
+            return _problem(500, "internal_error", "The mock Customs failed (mode error).")
+        if mode == "throttle":
+            response = _problem(429, "too_many_requests", "Slow down (mode throttle).")
+            response.headers["Retry-After"] = str(self.retry_after_s)
+            return response
+        if mode == "refuse":
+            return self._refuse(400, "declaration_refused", "Refused by the mock (mode refuse).")
+        if request.content_type != "application/xml":
+            return self._refuse(415, "unsupported_media_type", "Send application/xml.")
+        body = await request.read()
+        try:
+            checked = await asyncio.to_thread(self._check, body)
+        except ConnectorError as exc:
+            return self._refuse(400, exc.code, exc.message)
+        except _Refusal as exc:
+            return self._refuse(400, exc.code, exc.detail)
+        seen = self.received.get(checked.batch_id)
+        if seen is not None and _keys(seen.declarations) != _keys(checked.declarations):
+            return self._refuse(
+                409,
+                "batch_id_reused",
+                f"Declaration batch {checked.batch_id} was received before with other "
+                "declarations; a batch id names one batch only.",
+            )
+        receipt = self._record(checked, body, request)
+        if mode == "wrong_batch":
+            receipt = receipt.replace(
+                f"<DeclarationBatchId>{checked.batch_id}<".encode(),
+                f"<DeclarationBatchId>OTHER-{checked.batch_id[:58]}<".encode(),
+                1,
+            )
+        signed = signing.sign(receipt, self.signing_key)
+        if mode == "bad_signature":
+            # Changed after signing: the reference digest no longer matches.
+            signed = signed.replace(b"<Status>", b"<Status> ", 1)
+        return web.Response(body=signed, content_type="application/xml", charset="utf-8")
+
+    def _check(self, body: bytes) -> _Checked:
+        """Parse, verify and validate a batch (in a worker thread); raise ConnectorError."""
+        root = parse_xml(body)
+        if root.tag != MessageKind.DECLARATION_BATCH.root_tag:
+            raise InvalidMessage(f"Expected a declaration batch, got {root.tag}.")
+        trusted = self.trusted
+        if not trusted:
+            raise SignatureInvalid("The mock Customs trusts no connector certificate now.")
+        result = signing.verify(body, signing.VerifyPolicy(trusted))
+        document = result.signed_xml
+        schema = default_registry().lxml(MessageKind.DECLARATION_BATCH)
+        if not schema.validate(document):
+            error = next(iter(cast("Iterable[etree._LogEntry]", schema.error_log)), None)
+            raise EnvelopeInvalid(
+                f"The declaration batch does not conform to its schema: line {error.line}: "
+                f"{error.message}"
+                if error
+                else "The declaration batch does not conform to its schema."
+            )
+        header = _child(document, "Header")
+        batch_id = _text(header, "DeclarationBatchId")
+        destination = _text(header, "Destination")
+        if self.destination is not None and destination != self.destination:
+            raise _Refusal(
+                "destination_mismatch", f"This is Customs {self.destination}, not {destination}."
+            )
+        declarations = tuple(
+            ReceivedDeclaration(
+                declaration_batch_id=batch_id,
+                reference=_text(node, "ItemReference"),
+                version=int(_text(node, "Version")),
+                operator_id=_text(node, "OperatorId"),
+                item_id=_text(_child(node, "Item"), "ItemId"),
+                destination_country=node.findtext(
+                    f"{{{_BATCH_NS}}}Item/{{{_BATCH_NS}}}Transport/"
+                    f"{{{_BATCH_NS}}}DestinationCountry"
+                ),
+            )
+            for node in _child(document, "Declarations")
+        )
+        return _Checked(batch_id, destination, declarations, result.fingerprint)
+
+    def _record(self, checked: _Checked, body: bytes, request: web.Request) -> bytes:
+        """Store a checked batch (synchronously: no other request interleaves) and return
+        its unsigned receipt."""
+        seen = self.received.get(checked.batch_id)
+        count = len(checked.declarations)
+        if seen is not None:
+            self.resent_batches += 1
+            _log.info("mock_customs.resent_batch", declaration_batch_id=checked.batch_id)
+            return receipts.declaration_receipt_xml(
+                checked.batch_id,
+                checked.destination,
+                seen.received_at,
+                count,
+                duplicate=True,
+                customs_reference=seen.customs_reference,
+            )
+        for declaration in checked.declarations:
+            key = (declaration.reference, declaration.version)
+            if key in self.declarations:
+                self.duplicates += 1
+                continue
+            self.declarations[key] = declaration.item_id
+            latest = self.items.get(declaration.reference)
+            if latest is None or latest.version < declaration.version:
+                self.items[declaration.reference] = declaration
+        self._sequence += 1
+        now = self.clock.now()
+        batch = ReceivedBatch(
+            declaration_batch_id=checked.batch_id,
+            destination=checked.destination,
+            received_at=now.replace(microsecond=now.microsecond // 1000 * 1000),  # as sent
+            customs_reference=f"MOCK-{self._sequence:08d}",
+            declarations=checked.declarations,
+            signer_fingerprint=checked.signer_fingerprint,
+            client_fingerprint=_client_fingerprint(request),
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            signed_xml=body,
+        )
+        self.received[batch.declaration_batch_id] = batch
+        self.batches.append(batch.declaration_batch_id)
+        _log.info("mock_customs.batch_accepted", declaration_batch_id=checked.batch_id, items=count)
+        return receipts.declaration_receipt_xml(
+            batch.declaration_batch_id,
+            batch.destination,
+            batch.received_at,
+            count,
+            customs_reference=batch.customs_reference,
+        )
+
+    def _refuse(self, status: int, code: str, detail: str) -> web.Response:
+        self.refusals.append(code)
+        _log.info("mock_customs.refused", status=status, code=code)
+        return _problem(status, code, detail)
+
+    @staticmethod
+    def _abort(request: web.Request) -> web.StreamResponse:
+        """Drop the connection without an answer (a crashed or unreachable Customs)."""
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError  # aiohttp ends the handler quietly, sending nothing
+
+
+class _Refusal(Exception):
+    """A refusal of the mock's own, answered with ``code`` (not a connector error)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def _keys(declarations: Iterable[ReceivedDeclaration]) -> set[tuple[str, int]]:
+    return {(declaration.reference, declaration.version) for declaration in declarations}
+
+
+def _checked_mode(mode: str) -> Mode:
+    if mode not in MODES:
+        raise ConfigurationError(f"Unknown mock Customs mode {mode!r}; one of {sorted(MODES)}.")
+    return mode  # type: ignore[return-value]
+
+
+def _child(parent: etree._Element, name: str) -> etree._Element:
+    child = parent.find(f"{{{_BATCH_NS}}}{name}")
+    if child is None:  # pragma: no cover - the schema requires it
+        raise InvalidMessage(f"No {name}.")
+    return child
+
+
+def _text(parent: etree._Element, name: str) -> str:
+    return (_child(parent, name).text or "").strip()
+
+
+def _client_fingerprint(request: web.Request) -> str | None:
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return signing.fingerprint(x509.load_der_x509_certificate(der)) if der else None
+
+
+def _problem(status: int, code: str, detail: str) -> web.Response:
+    body = {
+        "type": f"urn:ead-connector:problem:{code}",
+        "title": detail,
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        content_type="application/problem+json",
+        charset="utf-8",
+    )
