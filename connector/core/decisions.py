@@ -19,6 +19,8 @@ freshness, replay) raise a :class:`~connector.errors.ConnectorError` and nothing
 
 Unknown decision codes are refused by the schema's enumeration (a per-decision problem), and
 :class:`~connector.core.model.CustomsDecision` refuses them again: a code is never mapped.
+A ReferralReference or ScreeningMethod on a final decision is kept as sent and not an error
+(a final decision may name the referral it closes).
 """
 
 from __future__ import annotations
@@ -44,9 +46,15 @@ from connector.errors import (
 )
 
 __all__ = [
+    "DECISION_DUPLICATE",
     "DEFAULT_FRESHNESS_WINDOW",
     "INTERIM",
+    "ITEM_MISMATCH",
+    "ITEM_OTHER_DESTINATION",
+    "ITEM_UNKNOWN",
     "MAX_DECISIONS",
+    "REFERRAL_REFERENCE_MISSING",
+    "SCHEMA_INVALID",
     "CustomsResponse",
     "Decision",
     "DecisionProblem",
@@ -178,7 +186,8 @@ def parse_customs_response(
 
     Raises:
         MessageKindUnknown: the root is not a ``CustomsResponse``.
-        EnvelopeInvalid: a fault outside the decisions (ids, destination, issue time, list).
+        EnvelopeInvalid: a fault outside the decisions (ids, destination, issue time, list,
+            more than :data:`MAX_DECISIONS`).
     """
     registry = registry or default_registry()
     if root.tag != _KIND.root_tag:
@@ -187,6 +196,11 @@ def parse_customs_response(
     schema = registry.lxml(_KIND)
     faulty: dict[int, str] = {}
     decision_nodes = root.findall(f"{{{_NS}}}Decisions/{{{_NS}}}Decision")
+    if len(decision_nodes) > MAX_DECISIONS:
+        raise EnvelopeInvalid(
+            f"customs response holds {len(decision_nodes):,} decisions; "
+            f"at most {MAX_DECISIONS:,} are allowed"
+        )
     if not schema.validate(root):
         faulty = _faulty_decisions(root, schema)
     issued_at = read_datetime(_text(root, "IssuedAt") or "", "IssuedAt")

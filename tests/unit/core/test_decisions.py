@@ -283,3 +283,12 @@ def test_a_signed_response_verifies_and_reads_from_the_verified_tree() -> None:
     parsed = decisions.parse_customs_response(verified.signed_xml)
     assert parsed.decisions == response.decisions
     assert etree.QName(verified.signed_xml).namespace == NS
+
+
+def test_a_response_with_too_many_decisions_is_refused_whole() -> None:
+    """Beyond the schema's 10,000 decisions the response is refused, not cut short."""
+    one = decisions.customs_response_xml(_response(_decision(D.RELEASE)))
+    start, end = one.index(b"<Decision>"), one.index(b"</Decisions>")
+    data = one[:start] + one[start:end] * 10_001 + one[end:]
+    with pytest.raises(EnvelopeInvalid, match="10,001 decisions"):
+        _parse(data)
