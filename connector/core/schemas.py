@@ -32,6 +32,8 @@ class MessageKind(StrEnum):
     ITEM_NOTICE = "item-notice"
     REFERRAL_ANSWER = "referral-answer"
     AMENDMENT = "amendment"
+    DECLARATION_RECEIPT = "declaration-receipt"
+    AGENCY_COPY = "agency-copy"
 
     @property
     def major(self) -> int:
