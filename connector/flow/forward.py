@@ -25,6 +25,7 @@ its lease was taken over changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -152,7 +153,8 @@ class ForwardService:
     async def _send(self, destination: str, claims: list[ForwardClaim], tally: _Tally) -> None:
         """Build, sign and send one destination's batch, then record how it went."""
         try:
-            batch_id, signed_xml = self._build(claims, destination)
+            # Building and signing is CPU-bound lxml work: keep it off the event loop.
+            batch_id, signed_xml = await asyncio.to_thread(self._build, claims, destination)
             receipt = await self._gateway.send(destination, batch_id, signed_xml)
         except StoreUnavailable:
             raise
