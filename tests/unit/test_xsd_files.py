@@ -47,6 +47,7 @@ SIGNED_KINDS = {
     "item-notice",
     "referral-answer",
     "agency-copy",
+    "declaration-receipt",
 }
 
 XMLLINT = shutil.which("xmllint")
@@ -370,6 +371,7 @@ VALID_VARIANTS: list[tuple[str, str, Mutation]] = [
     ("amendment", "cancel-only", remove_all("Replace")),
     ("amendment", "replace-only", remove_all("Cancel")),
     ("customs-response", "without-batch-id", remove("DeclarationBatchId")),
+    ("declaration-receipt", "without-customs-reference", remove("CustomsReference")),
     ("declaration-batch", "without-findings", remove("Declarations/Declaration[2]/Findings")),
 ]
 
@@ -399,6 +401,9 @@ INVALID_VARIANTS: list[tuple[str, str, Mutation]] = [
         set_text("Decisions/Decision[3]/ScreeningMethod", "XRAY"),
     ),
     ("customs-response", "no-decisions", remove_all("Decisions/Decision")),
+    ("declaration-receipt", "unknown-status", set_text("Status", "received")),
+    ("declaration-receipt", "zero-items", set_text("ItemCount", "0")),
+    ("declaration-receipt", "too-many-items", set_text("ItemCount", "10001")),
     ("item-notice", "final-not-boolean", set_text("Final", "no")),
     ("item-notice", "unknown-decision-code", set_text("Decision", "RELEASED")),
     ("item-notice", "bad-item-id", set_text("ItemId", "CP20481736CH")),
