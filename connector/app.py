@@ -31,7 +31,8 @@ from connector.core.checks import CheckConfig
 from connector.flow.accept import AcceptService
 from connector.flow.amend import AmendService
 from connector.flow.pull import PullService
-from connector.ports import Clock, ItemStore, OperatorSource
+from connector.forwarder import Forwarder, open_forwarder
+from connector.ports import Clock, CustomsGateway, ItemStore, OperatorSource
 from connector.settings import Settings, hash_token
 from connector.testing import SystemClock
 
@@ -93,10 +94,23 @@ class Connector:
     scheduler: PullScheduler
     owner: str
     _owns_store: bool = field(default=True, repr=False)
+    forwarder: Forwarder | None = None
+    """The forward stage (None without Customs destinations)."""
 
-    async def close(self) -> None:
+    def start(self, *, schedule: bool = True, forward: bool = True) -> None:
+        """Start the background work: scheduled pulls and the forwarder."""
+        if schedule:
+            self.scheduler.start()
+        if forward and self.forwarder is not None:
+            self.forwarder.start()
+
+    async def close(self, drain_timeout_s: float = 10.0) -> None:
+        """Stop intake schedules, let the send in flight finish, then release everything."""
         if self.scheduler.running:
             await self.scheduler.shutdown(wait=True)
+        if self.forwarder is not None:
+            await self.forwarder.stop(drain_timeout_s)
+            await self.forwarder.close()
         for source in self.sources.values():
             if isinstance(source, HttpSource):
                 await source.close()
@@ -127,8 +141,12 @@ async def open_connector(
     store: ItemStore | None = None,
     clock: Clock | None = None,
     owner: str | None = None,
+    gateway: CustomsGateway | None = None,
 ) -> Connector:
-    """Open the store (unless given), sync operators, and build the services."""
+    """Open the store (unless given), sync operators, and build the services.
+
+    ``gateway`` replaces the HTTPS Customs gateway of the configured destinations.
+    """
     clock = clock or SystemClock()
     owns_store = store is None
     if store is None:
@@ -137,23 +155,42 @@ async def open_connector(
         await store.upsert_operators(settings.operator_records())
         limits = settings.limits.parse_limits()
         checks = await _check_source(settings)
-        accept = AcceptService(store=store, clock=clock, limits=limits, checks=checks)
+        owner = owner or default_owner()
+        forwarder = open_forwarder(settings, store, clock, owner, gateway=gateway)
+        accept = AcceptService(
+            store=store,
+            clock=clock,
+            limits=limits,
+            checks=checks,
+            on_stored=forwarder.wake if forwarder is not None else None,
+        )
         amend = AmendService(store=store, clock=clock, limits=limits, checks=checks)
         pull = PullService(store=store, accept=accept, clock=clock)
         sources = _sources(settings)
-        owner = owner or default_owner()
         scheduler = PullScheduler(store, pull, sources, _schedules(settings), clock, owner)
     except BaseException:
         if owns_store and isinstance(store, SqlItemStore):
             await store.close()
         raise
     return Connector(
-        settings, store, clock, accept, amend, pull, sources, scheduler, owner, owns_store
+        settings,
+        store,
+        clock,
+        accept,
+        amend,
+        pull,
+        sources,
+        scheduler,
+        owner,
+        owns_store,
+        forwarder,
     )
 
 
-async def build_app(connector: Connector, *, schedule: bool = True) -> web.Application:
-    """The HTTP API over ``connector``; the scheduler runs while the app does."""
+async def build_app(
+    connector: Connector, *, schedule: bool = True, forward: bool = True
+) -> web.Application:
+    """The HTTP API over ``connector``; the scheduler and the forwarder run while it does."""
     settings = connector.settings
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     app = build_web_app(
@@ -167,8 +204,7 @@ async def build_app(connector: Connector, *, schedule: bool = True) -> web.Appli
     app[SCHEDULER] = connector.scheduler
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        if schedule:
-            connector.scheduler.start()
+        connector.start(schedule=schedule, forward=forward)
         yield
         await connector.close()
 

@@ -147,6 +147,8 @@ class AcceptService:
     clock: Clock
     limits: ParseLimits = DEFAULT_LIMITS
     checks: Checks = None
+    on_stored: Callable[[], None] | None = None
+    """Called after new items were committed (the service wakes its forwarder)."""
 
     async def accept_batch(
         self, operator_id: str, data: bytes, *, source: str = "push", cursor: str | None = None
@@ -178,6 +180,8 @@ class AcceptService:
             cursor=cursor,
         )
         results = await self.store.record_intake(intake)
+        if self.on_stored is not None and any(r.status is IntakeStatus.NEW for r in results):
+            self.on_stored()
         return _acknowledgement(report, intake, results, checked.findings)
 
 
