@@ -10,7 +10,7 @@ import platform
 
 import structlog
 
-from bench import attacks, checks, intake, validation
+from bench import attacks, checks, forward, intake, validation
 
 
 def main() -> None:
@@ -22,7 +22,12 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
-    figures = validation.run(args.quick) + intake.run(args.quick) + checks.run(args.quick)
+    figures = (
+        validation.run(args.quick)
+        + intake.run(args.quick)
+        + checks.run(args.quick)
+        + forward.run(args.quick)
+    )
     print(f"{'figure':<40} {'items/s':>12} {'baseline/s':>12} {'ratio':>7}")
     for figure in figures:
         print(
