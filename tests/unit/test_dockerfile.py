@@ -1,0 +1,62 @@
+"""The Dockerfile builds from files that exist, installs the hash-locked set, runs unprivileged.
+
+No Docker daemon is needed: these checks read the file, so a renamed path or command breaks
+the test before it breaks an image build.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+from connector.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+
+
+def _instructions() -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n\s*", " ", DOCKERFILE)
+    lines = [line.strip() for line in joined.splitlines()]
+    found = []
+    for line in lines:
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            found.append((keyword.upper(), rest.strip()))
+    return found
+
+
+def test_every_copied_source_exists() -> None:
+    copies = [rest for keyword, rest in _instructions() if keyword == "COPY"]
+    assert copies
+    for rest in copies:
+        if rest.startswith("--from="):
+            continue
+        *sources, _ = shlex.split(rest)
+        for source in sources:
+            assert (ROOT / source).exists(), source
+
+
+def test_dependencies_come_from_the_hash_locked_set() -> None:
+    runs = " ".join(rest for keyword, rest in _instructions() if keyword == "RUN")
+    assert "--require-hashes -r requirements/runtime.lock" in runs
+    assert "--no-deps ." in runs
+
+
+def test_runs_as_an_unprivileged_user() -> None:
+    users = [rest for keyword, rest in _instructions() if keyword == "USER"]
+    assert users[-1] not in ("", "root", "0")
+
+
+def test_health_check_and_command_use_what_the_service_offers() -> None:
+    instructions = dict(_instructions())
+    assert "/healthz" in instructions["HEALTHCHECK"]
+    entrypoint = json.loads(instructions["ENTRYPOINT"])
+    command = json.loads(instructions["CMD"])
+    assert entrypoint == ["ead-connector"]
+    args = build_parser().parse_args(command)
+    assert args.handler.__name__ == "_cmd_run"
+    assert instructions["STOPSIGNAL"] == "SIGTERM"  # graceful shutdown
+    assert "CONNECTOR_HTTP__HOST=0.0.0.0" in instructions["ENV"]
