@@ -12,11 +12,16 @@ cost at most 20% of intake throughput).
   ``report.accepted_items()``, to show what building the records costs;
 - ``distinct names``: every party name made unique, so that no screening verdict is reused
   within the batch (the worst case for the per-run memo);
-- ``all addresses``: ``address_screening = "all"``, every address line screened.
+- ``all addresses``: ``address_screening = "all"``, every address line screened;
+- ``intake``: :meth:`AcceptService.accept_batch` end to end into the in-memory store
+  (validate, check, build the stored items, store, acknowledge), with the checks of a
+  :class:`~connector.checks_loader.CheckConfigSource` as the service runs them, against the
+  same intake with checks off.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from functools import partial
 
@@ -28,7 +33,9 @@ from connector.core import checks
 from connector.core.checks.parties import AddressScreening, Screening
 from connector.core.checks.seeding import seed_check_problems
 from connector.core.inbound import validate_item_batch
+from connector.flow.accept import AcceptService, Checks
 from connector.sample import generate_batch
+from connector.testing import FrozenClock, InMemoryItemStore
 
 
 def _sample(items: int) -> bytes:
@@ -66,6 +73,17 @@ def _with_records(data: bytes, config: checks.CheckConfig) -> tuple[checks.Findi
     return checks.run_checks(items, config)
 
 
+def _intake(data: bytes, source: Checks) -> object:
+    """One batch through the accept stage into a fresh in-memory store."""
+    service = AcceptService(store=InMemoryItemStore(), clock=FrozenClock(), checks=source)
+    return asyncio.run(service.accept_batch(_operator(data), data))
+
+
+def _operator(data: bytes) -> str:
+    root = etree.fromstring(data)
+    return (root[0].findtext(f"{{{etree.QName(root).namespace}}}OperatorId") or "").strip()
+
+
 def _all_addresses(config: checks.CheckConfig) -> checks.CheckConfig:
     listed = config.screening.parties
     settings = replace(listed.settings, address_screening=AddressScreening.ALL)
@@ -92,6 +110,12 @@ def run(quick: bool) -> list[Figure]:
             partial(run_checks, data, case_config), partial(_validate, data), times
         )
         figures.append(Figure(f"checks on/off, {label} ({name})", items, seconds, base))
+    source = checks_loader.CheckConfigSource()
+    for name, data in (("valid", valid), ("5% faults", faulty)):
+        seconds, base = interleaved(
+            partial(_intake, data, source), partial(_intake, data, None), repeat
+        )
+        figures.append(Figure(f"intake checks on/off, {label} ({name})", items, seconds, base))
     return figures
 
 

@@ -91,6 +91,7 @@ class InMemoryItemStore:
         self.events: dict[str, list[ItemEvent]] = {}
         self.outbox: list[str] = []  # references with pending forwarding work, in order
         self.jobs: dict[int, OutboxJob] = {}  # every forwarding job by id, as the outbox table
+        self._last_job_id = 0
         self.declarations: dict[str, Declaration] = {}
         self.batches: dict[tuple[str, str], Intake] = {}
         self.cursors: dict[str, str] = {}
@@ -148,7 +149,7 @@ class InMemoryItemStore:
                         ItemState.ACCEPTED,
                         "validated",
                     )
-                    self._queue(reference, intake.received_at)
+                    self._queue(reference, intake.received_at, fresh=True)
                     status = IntakeStatus.NEW
                 else:
                     reference = existing.reference
@@ -217,13 +218,21 @@ class InMemoryItemStore:
 
     # -- forwarding -----------------------------------------------------------------------
 
-    def _queue(self, reference: str, at: datetime) -> None:
-        """Queue one pending forwarding job for ``reference`` (replacing a pending one)."""
-        for job in self._pending_jobs(reference):
-            del self.jobs[job.id]
-        job_id = max(self.jobs, default=0) + 1
+    def _queue(self, reference: str, at: datetime, *, fresh: bool = False) -> None:
+        """Queue one pending forwarding job for ``reference`` (replacing a pending one).
+
+        ``fresh``: the item is new, so it has no job yet (skips two scans, which made a
+        large intake quadratic).
+        """
+        if not fresh:
+            for job in self._pending_jobs(reference):
+                del self.jobs[job.id]
+        job_id = self._last_job_id + 1
+        while job_id in self.jobs:  # ids never repeat, as with a sequence
+            job_id += 1
+        self._last_job_id = job_id
         self.jobs[job_id] = OutboxJob(job_id, reference, "pending", next_attempt_at=at)
-        if reference not in self.outbox:
+        if fresh or reference not in self.outbox:
             self.outbox.append(reference)
 
     def _pending_jobs(self, reference: str) -> list[OutboxJob]:
