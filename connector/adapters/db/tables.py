@@ -20,10 +20,12 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "BATCHES",
+    "CUSTOMS_RESPONSES",
     "DECLARATIONS",
     "ITEMS",
     "ITEM_EVENTS",
     "METADATA",
+    "NOTICES",
     "OPERATORS",
     "OUTBOX",
     "PULL_CURSORS",
@@ -138,6 +140,8 @@ class ItemRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
     #: Warnings of the intake checks on this version, as a JSON list (None: no findings).
     findings: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    #: The referral reference of the current decision (what a referral answer must quote).
+    referral_reference: str | None = Field(default=None, sa_type=sa.String, nullable=True)
 
 
 class ItemEventRow(SQLModel, table=True):
@@ -233,6 +237,67 @@ class ScheduleTickRow(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
 
 
+class CustomsResponseRow(SQLModel, table=True):
+    """One signed Customs response as received: evidence, and the key that refuses replays."""
+
+    __tablename__ = "customs_responses"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "destination", "response_id", name="uq_customs_responses_destination_response"
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_type=_BIG_ID, primary_key=True)
+    destination: str = Field(sa_type=sa.String, nullable=False)
+    response_id: str = Field(sa_type=sa.String, nullable=False)
+    issued_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    received_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    decision_count: int = Field(sa_type=sa.Integer, nullable=False)
+    applied_count: int = Field(sa_type=sa.Integer, nullable=False)
+    signed_xml: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
+
+
+class NoticeRow(SQLModel, table=True):
+    """One signed item notice; ``sequence`` is the feed's cursor, the delivery columns are
+    the webhook's work queue (claimed with a lease like the outbox)."""
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        sa.UniqueConstraint("notice_id", name="uq_notices_notice_id"),
+        sa.ForeignKeyConstraint(["reference"], ["items.reference"], name="fk_notices_reference"),
+        sa.Index("ix_notices_feed", "operator_id", "sequence"),
+        sa.Index("ix_notices_delivery", "status", "next_attempt_at", "priority", "sequence"),
+        sa.Index("ix_notices_reference", "reference"),
+    )
+
+    sequence: int | None = Field(default=None, sa_type=_BIG_ID, primary_key=True)
+    notice_id: str = Field(sa_type=sa.String, nullable=False)
+    operator_id: str = Field(sa_type=sa.String, nullable=False)
+    reference: str = Field(sa_type=sa.String, nullable=False)
+    item_id: str = Field(sa_type=sa.String, nullable=False)
+    destination: str = Field(sa_type=sa.String, nullable=False)
+    response_id: str = Field(sa_type=sa.String, nullable=False)
+    decision: str = Field(sa_type=sa.String, nullable=False)
+    reason: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    customs_reference: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    required_action: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    referral_reference: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    screening_method: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    issued_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    created_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    #: 0 first (DO_NOT_LOAD); :data:`connector.core.notices.PRIORITY`.
+    priority: int = Field(sa_type=sa.Integer, nullable=False)
+    signed_xml: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
+    #: ``pending`` | ``claimed`` | ``delivered`` | ``dead`` (webhook delivery)
+    status: str = Field(sa_type=sa.String, nullable=False)
+    attempts: int = Field(sa_type=sa.Integer, nullable=False)
+    next_attempt_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    owner: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    last_error: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+
+
 METADATA: sa.MetaData = SQLModel.metadata
 OPERATORS: sa.Table = METADATA.tables["operators"]
 BATCHES: sa.Table = METADATA.tables["batches"]
@@ -243,3 +308,5 @@ DECLARATIONS: sa.Table = METADATA.tables["declarations"]
 PULL_CURSORS: sa.Table = METADATA.tables["pull_cursors"]
 SCHEDULES: sa.Table = METADATA.tables["schedules"]
 SCHEDULE_TICKS: sa.Table = METADATA.tables["schedule_ticks"]
+CUSTOMS_RESPONSES: sa.Table = METADATA.tables["customs_responses"]
+NOTICES: sa.Table = METADATA.tables["notices"]
