@@ -15,11 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from connector.adapters.customs_client import CustomsEndpoint, HttpCustomsGateway
 from connector.adapters.db.store import SqlItemStore
 from connector.adapters.keystore import KeyRing
+from connector.checks_loader import default_check_config
 from connector.core import signing
+from connector.core.checks.seeding import seed_check_problems
 from connector.core.model import ItemState
 from connector.core.retry import RetryPolicy
 from connector.core.routing import CustomsRoute, Router
@@ -242,3 +245,30 @@ async def test_concurrent_replicas_deliver_each_item_once(rig: Rig) -> None:
     await asyncio.gather(rig.drain(one), rig.drain(two))
     assert {reference for reference, _ in rig.customs.declarations} == set(references)
     assert rig.customs.duplicates == 0
+
+
+async def test_check_warnings_travel_in_the_declaration(rig: Rig) -> None:
+    """A vague description is accepted with a warning, and Customs receives that warning."""
+    batch = generate_batch(20, seed=9, operator_id=OPERATOR)
+    seeded = seed_check_problems(batch.xml, ratio=0.1, seed=9, codes=("description_vague",))
+    accept = AcceptService(rig.store, rig.clock, checks=default_check_config())
+    ack = await accept.accept_batch(OPERATOR, seeded.xml)
+    warned = {
+        item.reference: sorted(f.code for f in item.findings if f.severity.value == "warning")
+        for item in ack.items
+        if item.findings
+    }
+    assert all(item.accepted for item in ack.items)
+    assert sum("description_vague" in codes for codes in warned.values()) == 2
+    assert (await rig.drain(rig.service())).sent == 20
+    (received,) = rig.customs.received.values()
+    namespace = {"d": "urn:ead-connector:declaration-batch:1"}
+    root = etree.fromstring(received.signed_xml)
+    with_findings = {
+        node.findtext("d:ItemReference", namespaces=namespace): sorted(
+            code.text or "" for code in node.iterfind("d:Findings/d:Finding/d:Code", namespace)
+        )
+        for node in root.iterfind("d:Declarations/d:Declaration", namespace)
+        if node.find("d:Findings", namespace) is not None
+    }
+    assert with_findings == warned  # every warning, on its item, and nothing else
