@@ -200,6 +200,11 @@ async def build_app(
         clock=connector.clock,
         max_body_bytes=settings.http.max_body_bytes,
         admin_token_sha256=hash_token(admin) if admin else None,
+        rate_limit=(
+            (settings.http.rate_limit_per_second, settings.http.rate_limit_burst)
+            if settings.http.rate_limit_per_second > 0
+            else None
+        ),
     )
     app[SCHEDULER] = connector.scheduler
 

@@ -21,6 +21,7 @@ output) and an ``http_status``; the class docstring is its default message.
     ├── Forbidden                                   403  forbidden
     ├── NotFound                                    404  not_found
     ├── UnsupportedMediaType                        415  unsupported_media_type
+    ├── TooManyRequests                             429  too_many_requests
     ├── IllegalTransition                           409  illegal_transition
     ├── StoreUnavailable                            503  store_unavailable
     ├── SourceUnavailable                           502  source_unavailable
@@ -66,6 +67,7 @@ __all__ = [
     "SigningKeyUnavailable",
     "SourceUnavailable",
     "StoreUnavailable",
+    "TooManyRequests",
     "UnknownCode",
     "UnsupportedMediaType",
     "XmlDoctypeForbidden",
@@ -185,6 +187,13 @@ class UnsupportedMediaType(ConnectorError):
 
     code = "unsupported_media_type"
     http_status = 415
+
+
+class TooManyRequests(ConnectorError):
+    """Too many requests; try again after the time given in Retry-After."""
+
+    code = "too_many_requests"
+    http_status = 429
 
 
 class IllegalTransition(ConnectorError):

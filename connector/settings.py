@@ -211,6 +211,10 @@ class HttpSettings(BaseModel):
     """PEM private key of ``tls_cert``."""
     client_ca: _ExistingFile = None
     """PEM CA bundle to verify client certificates with (mTLS); needs ``tls_cert``."""
+    rate_limit_per_second: float = Field(default=20.0, ge=0)
+    """Requests per second each operator may make on average (0: no limit)."""
+    rate_limit_burst: int = Field(default=40, ge=1)
+    """Requests an operator may make at once before the rate applies."""
 
     @model_validator(mode="after")
     def _check_tls(self) -> HttpSettings:

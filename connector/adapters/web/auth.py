@@ -29,7 +29,8 @@ from typing import Final, Protocol
 import structlog
 from aiohttp import hdrs, web
 
-from connector.errors import NotAuthenticated
+from connector.adapters.web.ratelimit import RateLimiter
+from connector.errors import NotAuthenticated, TooManyRequests
 from connector.ports import OperatorRecord
 
 __all__ = [
@@ -50,6 +51,8 @@ class OperatorLookup(Protocol):
 
 
 OPERATORS: Final[web.AppKey[OperatorLookup]] = web.AppKey("operators")
+RATE_LIMITER: Final[web.AppKey[RateLimiter | None]] = web.AppKey("rate_limiter")
+"""Per-operator request limit; absent or None: no limit."""
 """Where :func:`authenticated_operator` finds operators (the app factory sets the store)."""
 
 _OPERATOR: Final = web.RequestKey("operator", OperatorRecord)
@@ -119,6 +122,15 @@ async def authenticated_operator(request: web.Request) -> OperatorRecord:
             raise _refused("unknown_certificate")
     if not record.enabled:
         raise _refused("operator_disabled")
+    limiter = request.app.get(RATE_LIMITER)
+    if limiter is not None:
+        wait = limiter.take(record.operator_id)
+        if wait:
+            _log.info("request.rate_limited", operator=record.operator_id)
+            raise TooManyRequests(
+                f"more than {limiter.rate:g} requests per second (bursts of {limiter.burst})",
+                retry_after_s=round(wait, 3),
+            )
     request[_OPERATOR] = record
     structlog.contextvars.bind_contextvars(operator=record.operator_id)
     return record

@@ -22,6 +22,7 @@ message may name hosts or paths, so it is logged instead.
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -152,8 +153,18 @@ def _from_connector_error(request: web.Request, exc: errors.ConnectorError) -> w
     else:
         _log.info("request.rejected", code=exc.code, status=status, path=request.path)
         detail, extra = exc.message, _safe_context(exc.context)
+    headers: dict[str, str] = {}
+    retry_after = exc.context.get("retry_after_s")
+    if isinstance(retry_after, int | float):
+        headers[hdrs.RETRY_AFTER] = str(max(1, math.ceil(retry_after)))
     return problem_response(
-        request, status=status, code=exc.code, title=_title(type(exc)), detail=detail, extra=extra
+        request,
+        status=status,
+        code=exc.code,
+        title=_title(type(exc)),
+        detail=detail,
+        extra=extra,
+        headers=headers,
     )
 
 

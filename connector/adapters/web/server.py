@@ -21,6 +21,7 @@ import structlog
 from aiohttp import hdrs, web
 
 from connector.adapters.web import auth, problems
+from connector.adapters.web.ratelimit import RateLimiter
 from connector.core import model, outbound, xmlsafe
 from connector.core.model import Acknowledgement, ItemEvent, StoredItem
 from connector.errors import (
@@ -276,12 +277,14 @@ def build_web_app(
     max_body_bytes: int,
     admin_token_sha256: str | None = None,
     amend: AmendService | None = None,
+    rate_limit: tuple[float, int] | None = None,
 ) -> web.Application:
     """The aiohttp application over these adapters and services.
 
     ``max_body_bytes`` caps every request body (aiohttp's ``client_max_size`` and the
     routes' own streaming check); ``admin_token_sha256`` is the SHA-256 hex digest of
-    ``CONNECTOR_ADMIN_TOKEN``, None to refuse every admin request.
+    ``CONNECTOR_ADMIN_TOKEN``, None to refuse every admin request; ``rate_limit`` is
+    (requests per second, burst) per operator, None for no limit.
     """
     if max_body_bytes < 1:
         raise ConfigurationError(
@@ -298,6 +301,7 @@ def build_web_app(
     app[CLOCK] = clock
     app[BODY_LIMITS] = limits
     app[ADMIN_TOKEN_SHA256] = admin_token_sha256
+    app[auth.RATE_LIMITER] = RateLimiter(*rate_limit) if rate_limit else None
     problems.set_body_limit(app, max_body_bytes)
     app.add_routes(ROUTES)
     from connector.adapters.web.admin import ADMIN_ROUTES  # admin.py reads the keys above
