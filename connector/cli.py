@@ -221,9 +221,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from connector import logs
     from connector.settings import load_settings
 
-    return load_settings(Path(args.config) if args.config else None, os.environ)
+    settings = load_settings(Path(args.config) if args.config else None, os.environ)
+    logs.configure(settings.log.level, settings.log.format)
+    return settings
 
 
 def _server_ssl(settings: Settings) -> ssl.SSLContext | None:
@@ -491,7 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from connector import logs
+
     args = build_parser().parse_args(argv)
+    logs.configure()  # stderr; the loaded settings may change level and format
     try:
         code: int = args.handler(args)
     except ConnectorError as exc:

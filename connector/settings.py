@@ -60,6 +60,7 @@ __all__ = [
     "ForwardingSettings",
     "HttpSettings",
     "LimitsSettings",
+    "LogSettings",
     "OperatorSettings",
     "PullSettings",
     "ScheduleSettings",
@@ -160,6 +161,18 @@ def _check_existing_file(value: Path | None) -> Path | None:
 _Secret = Annotated[SecretStr | None, AfterValidator(_check_secret)]
 _HttpUrl = Annotated[str | None, AfterValidator(_check_http_url)]
 _ExistingFile = Annotated[Path | None, AfterValidator(_check_existing_file)]
+
+
+class LogSettings(BaseModel):
+    """The service's structured logs (on stderr)."""
+
+    model_config = _MODEL_CONFIG
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Least severe events written."""
+    format: Literal["auto", "json", "console"] = "auto"
+    """``json`` (one object per line), ``console`` (text), or ``auto``: JSON unless stderr is
+    a terminal."""
 
 
 class DatabaseSettings(BaseModel):
@@ -551,6 +564,8 @@ class Settings(BaseSettings):
     """File holding the key passphrase, read at startup."""
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     """Database settings."""
+    log: LogSettings = Field(default_factory=LogSettings)
+    """Log settings."""
     http: HttpSettings = Field(default_factory=HttpSettings)
     """HTTP API server settings."""
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
