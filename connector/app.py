@@ -25,7 +25,7 @@ from connector.adapters.scheduler import (
     Schedule,
 )
 from connector.adapters.sources import DirectorySource, HttpSource
-from connector.adapters.web.server import build_web_app
+from connector.adapters.web.server import METRICS, build_web_app
 from connector.checks_loader import CheckConfigSource
 from connector.core.checks import CheckConfig
 from connector.flow.accept import AcceptService
@@ -207,6 +207,8 @@ async def build_app(
         ),
     )
     app[SCHEDULER] = connector.scheduler
+    if connector.forwarder is not None:
+        connector.forwarder.loop.add_listener(app[METRICS].forward_run)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         connector.start(schedule=schedule, forward=forward)

@@ -42,12 +42,16 @@ class StageLoop(Generic[_Outcome]):
         self._busy = busy
         self._idle_s = idle_s
         self._error_backoff_s = error_backoff_s
-        self._on_outcome = on_outcome
+        self._listeners: list[Callable[[_Outcome], None]] = [on_outcome] if on_outcome else []
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.runs = 0
         self.errors = 0
+
+    def add_listener(self, listener: Callable[[_Outcome], None]) -> None:
+        """Also call ``listener`` with every run's outcome (metrics, tests)."""
+        self._listeners.append(listener)
 
     @property
     def running(self) -> bool:
@@ -90,8 +94,8 @@ class StageLoop(Generic[_Outcome]):
                 _log.exception("loop.run_failed", loop=self.name, error_type=type(error).__name__)
             else:
                 self.runs += 1
-                if self._on_outcome is not None:
-                    self._on_outcome(outcome)
+                for listener in self._listeners:
+                    listener(outcome)
                 if self._busy(outcome):
                     await asyncio.sleep(0)  # let the server breathe between busy runs
                     continue

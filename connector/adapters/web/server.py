@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import structlog
 from aiohttp import hdrs, web
@@ -34,6 +34,9 @@ from connector.errors import (
 from connector.flow.accept import AcceptService
 from connector.flow.amend import AmendService
 from connector.ports import Clock, ItemStore
+
+if TYPE_CHECKING:
+    from connector.adapters.web.metrics import Metrics
 
 __all__ = [
     "ACCEPT",
@@ -54,6 +57,8 @@ BODY_LIMITS: Final = web.AppKey("body_limits", xmlsafe.ParseLimits)
 """``max_bytes`` is the largest request body a route reads."""
 ADMIN_TOKEN_SHA256: Final[web.AppKey[str | None]] = web.AppKey("admin_token_sha256")
 AMEND: Final[web.AppKey[AmendService]] = web.AppKey("amend", AmendService)
+METRICS: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
+"""The app's :class:`~connector.adapters.web.metrics.Metrics`."""
 
 XML_MEDIA_TYPES: Final = frozenset({"application/xml", "text/xml"})
 JSON_MEDIA_TYPE: Final = "application/json"
@@ -219,6 +224,7 @@ async def push_batch(request: web.Request) -> web.Response:
     as_json = wants_json(request.headers.get(hdrs.ACCEPT))
     body = await _read_body(request)
     ack = await request.app[ACCEPT].accept_batch(operator.operator_id, body)
+    request.app[METRICS].acknowledged(ack)
     accepted = sum(1 for item in ack.items if item.accepted)
     _log.info(
         "batch.pushed",
@@ -278,22 +284,28 @@ def build_web_app(
     admin_token_sha256: str | None = None,
     amend: AmendService | None = None,
     rate_limit: tuple[float, int] | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     """The aiohttp application over these adapters and services.
 
     ``max_body_bytes`` caps every request body (aiohttp's ``client_max_size`` and the
     routes' own streaming check); ``admin_token_sha256`` is the SHA-256 hex digest of
     ``CONNECTOR_ADMIN_TOKEN``, None to refuse every admin request; ``rate_limit`` is
-    (requests per second, burst) per operator, None for no limit.
+    (requests per second, burst) per operator, None for no limit; ``metrics`` is the
+    :class:`~connector.adapters.web.metrics.Metrics` to count into (a new one by default).
     """
+    from connector.adapters.web.metrics import METRICS_ROUTES, Metrics, metrics_middleware
+
     if max_body_bytes < 1:
         raise ConfigurationError(
             f"max_body_bytes must be at least 1, got {max_body_bytes}", key="max_body_bytes"
         )
     limits = replace(accept.limits, max_bytes=max_body_bytes)
     app = web.Application(
-        middlewares=[problems.problems_middleware], client_max_size=max_body_bytes
+        middlewares=[metrics_middleware, problems.problems_middleware],
+        client_max_size=max_body_bytes,
     )
+    app[METRICS] = metrics if metrics is not None else Metrics()
     app[STORE] = store
     app[auth.OPERATORS] = store
     app[ACCEPT] = accept
@@ -307,4 +319,5 @@ def build_web_app(
     from connector.adapters.web.admin import ADMIN_ROUTES  # admin.py reads the keys above
 
     app.add_routes(ADMIN_ROUTES)
+    app.add_routes(METRICS_ROUTES)
     return app

@@ -1,0 +1,150 @@
+"""Prometheus metrics: ``GET /metrics`` (admin token) in the text exposition format.
+
+One :class:`Metrics` per application, on its own registry (no process-global state, so
+tests and several apps in one process do not mix). What it shows:
+
+- ``ead_http_requests_total{route,method,status}`` and
+  ``ead_http_request_duration_seconds{route}``: every request, by route name (never the raw
+  path, so item ids do not become label values);
+- ``ead_items_total{operator,outcome}``: items acknowledged as ``accepted`` or ``rejected``;
+- ``ead_forward_items_total{outcome}``: items the forwarder ``sent``, ``retried`` or made
+  ``dead``; ``ead_forward_batches_total``: batches Customs accepted;
+- ``ead_outbox_pending`` and ``ead_dead_letters``: read from the database at each scrape, so
+  every replica reports the shared backlog.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final, Protocol, runtime_checkable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from connector.adapters.web import auth
+from connector.adapters.web.server import ADMIN_TOKEN_SHA256, METRICS, STORE
+from connector.core.model import Acknowledgement, StoredItem
+
+__all__ = ["METRICS_ROUTES", "Metrics", "metrics_middleware"]
+
+
+@runtime_checkable
+class _Backlog(Protocol):
+    async def outbox_depth(self) -> int: ...
+
+    async def dead_letters(self) -> tuple[StoredItem, ...]: ...
+
+
+class _ForwardOutcome(Protocol):
+    @property
+    def sent(self) -> int: ...
+
+    @property
+    def retried(self) -> int: ...
+
+    @property
+    def dead(self) -> int: ...
+
+    @property
+    def batches(self) -> int: ...
+
+
+class Metrics:
+    """The service's metrics on a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "ead_http_requests",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ead_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route.",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.items = Counter(
+            "ead_items",
+            "Items acknowledged, by operator and outcome (accepted, rejected).",
+            ["operator", "outcome"],
+            registry=self.registry,
+        )
+        self.forwarded = Counter(
+            "ead_forward_items",
+            "Items handled by the forwarder, by outcome (sent, retried, dead).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.batches = Counter(
+            "ead_forward_batches",
+            "Declaration batches Customs accepted.",
+            registry=self.registry,
+        )
+        self.outbox = Gauge(
+            "ead_outbox_pending", "Items waiting to be forwarded.", registry=self.registry
+        )
+        self.dead = Gauge(
+            "ead_dead_letters", "Items whose forwarding gave up.", registry=self.registry
+        )
+
+    def acknowledged(self, ack: Acknowledgement) -> None:
+        """Count the items of one acknowledgement."""
+        accepted = sum(1 for item in ack.items if item.accepted)
+        if accepted:
+            self.items.labels(ack.operator_id, "accepted").inc(accepted)
+        if len(ack.items) > accepted:
+            self.items.labels(ack.operator_id, "rejected").inc(len(ack.items) - accepted)
+
+    def forward_run(self, outcome: _ForwardOutcome) -> None:
+        """Count what one forward run did (the forwarder's StageLoop ``on_outcome``)."""
+        for name in ("sent", "retried", "dead"):
+            count = getattr(outcome, name)
+            if count:
+                self.forwarded.labels(name).inc(count)
+        if outcome.batches:
+            self.batches.inc(outcome.batches)
+
+    async def refresh_backlog(self, store: object) -> None:
+        """Read the shared backlog from the database into the gauges."""
+        if isinstance(store, _Backlog):
+            self.outbox.set(await store.outbox_depth())
+            self.dead.set(len(await store.dead_letters()))
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request by its route name."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics = request.app.get(METRICS)
+        if metrics is not None:
+            route = request.match_info.route.name or "unmatched"
+            metrics.requests.labels(route, request.method, str(status)).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """The metrics in the Prometheus text format; needs the admin token."""
+    auth.require_admin(request, request.app[ADMIN_TOKEN_SHA256])
+    metrics = request.app[METRICS]
+    await metrics.refresh_backlog(request.app[STORE])
+    response = web.Response(body=generate_latest(metrics.registry))
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+METRICS_ROUTES: Final = (web.get("/metrics", get_metrics, name="metrics"),)
