@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from connector.core.checks.outcome import Finding
+from connector.core.decisions import DecisionProblem
 from connector.core.model import (
     IncomingItem,
     Intake,
@@ -19,18 +20,24 @@ from connector.core.model import (
     ItemEvent,
     StoredItem,
 )
+from connector.core.notices import ItemNotice
 from connector.core.retry import RetryDecision
 
 __all__ = [
+    "AppliedResponse",
     "Clock",
     "CustomsGateway",
     "CustomsReceipt",
+    "DecisionTarget",
+    "DecisionToApply",
     "FetchedBatch",
     "ForwardClaim",
     "ItemStore",
     "OperatorRecord",
     "OperatorSource",
+    "ReceivedResponse",
     "ScheduleState",
+    "StoredNotice",
 ]
 
 
@@ -181,6 +188,103 @@ class ItemStore(Protocol):
     async def replay(self, reference: str, at: datetime) -> StoredItem:
         """Queue a DEAD item for forwarding again, now."""
         ...
+
+    # -- the return path: Customs decisions and notices --------------------------------------
+
+    async def decision_targets(self, references: Sequence[str]) -> dict[str, DecisionTarget]:
+        """The items with these connector references (unknown ones are left out), each with
+        the referral reference of its current decision."""
+        ...
+
+    async def apply_response(
+        self, response: ReceivedResponse, decisions: Sequence[DecisionToApply]
+    ) -> AppliedResponse:
+        """Record a Customs response and apply its decisions, in one transaction.
+
+        The response is stored first; one already received from the same destination with
+        the same id raises ResponseReplayed and nothing changes. Each decision is judged again
+        by :func:`connector.core.lifecycle.decided` on the item as it is now: applied (item
+        DECIDED with the decision and its referral reference, the event, and the signed
+        notice stored with the next feed sequence; the item's forward job, if still open, is
+        done: Customs has the declaration), a repeat (nothing, no notice) or refused (a
+        problem, nothing). A notice is stored exactly when its decision is applied.
+        """
+        ...
+
+    async def notices_after(
+        self, operator_id: str, after: int, limit: int
+    ) -> tuple[StoredNotice, ...]:
+        """The operator's notices with a sequence above ``after``, in sequence order, at most
+        ``limit``: the feed page after cursor ``after``."""
+        ...
+
+    async def item_notices(self, reference: str) -> tuple[StoredNotice, ...]:
+        """An item's notices in sequence order, with their delivery state."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionTarget:
+    """An item a Customs decision names, with the referral reference of its current decision
+    (``pending_referral`` of :func:`connector.core.lifecycle.decided`)."""
+
+    item: StoredItem
+    referral_reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedResponse:
+    """A verified Customs response as it is kept: the replay key and the evidence."""
+
+    destination: str
+    response_id: str
+    issued_at: datetime
+    received_at: datetime
+    signed_xml: bytes  # the bytes as received, signature included
+    decision_count: int  # decisions in the document, refused ones included
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionToApply:
+    """One decision to apply, with its notice already built and signed by the connector.
+
+    ``notice`` carries the item reference, the decision, its referral reference and the
+    operator; ``index`` is the decision's position in the response (for problems).
+    """
+
+    index: int
+    notice: ItemNotice
+    signed_xml: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedResponse:
+    """What :meth:`ItemStore.apply_response` did with the decisions it was given."""
+
+    applied: tuple[ItemNotice, ...] = ()  # the stored notices, with their sequence
+    repeated: tuple[str, ...] = ()  # item references that had this decision already
+    problems: tuple[DecisionProblem, ...] = ()  # refused by the lifecycle, nothing changed
+
+
+@dataclass(frozen=True, slots=True)
+class StoredNotice:
+    """A stored notice (``notice.sequence`` set), its signed bytes and its webhook delivery."""
+
+    notice: ItemNotice
+    signed_xml: bytes
+    destination: str
+    response_id: str
+    created_at: datetime
+    status: str  # pending | claimed | delivered | dead
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+    @property
+    def sequence(self) -> int:
+        assert self.notice.sequence is not None
+        return self.notice.sequence
 
 
 @dataclass(frozen=True, slots=True)

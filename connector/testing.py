@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from connector.core import decisions as core_decisions
 from connector.core import lifecycle
+from connector.core.decisions import DecisionProblem
 from connector.core.model import (
     IncomingItem,
     Intake,
@@ -21,10 +23,21 @@ from connector.core.model import (
     ItemState,
     StoredItem,
 )
+from connector.core.notices import ItemNotice
 from connector.core.references import item_reference
 from connector.core.retry import RetryDecision
-from connector.errors import IllegalTransition, NotFound
-from connector.ports import CustomsReceipt, ForwardClaim, OperatorRecord, ScheduleState
+from connector.errors import IllegalTransition, NotFound, ResponseReplayed
+from connector.ports import (
+    AppliedResponse,
+    CustomsReceipt,
+    DecisionTarget,
+    DecisionToApply,
+    ForwardClaim,
+    OperatorRecord,
+    ReceivedResponse,
+    ScheduleState,
+    StoredNotice,
+)
 
 __all__ = ["Declaration", "FrozenClock", "InMemoryItemStore", "OutboxJob", "SystemClock"]
 
@@ -99,6 +112,9 @@ class InMemoryItemStore:
         self.ticks: dict[tuple[str, datetime], _Tick] = {}
         self.paused: dict[str, bool] = {}
         self.operators: dict[str, OperatorRecord] = {}
+        self.responses: dict[tuple[str, str], ReceivedResponse] = {}  # by (destination, id)
+        self.notices: list[StoredNotice] = []  # in sequence order
+        self.referrals: dict[str, str | None] = {}  # referral reference by item reference
 
     def _event(
         self,
@@ -258,6 +274,14 @@ class InMemoryItemStore:
         self.items[(item.operator_id, item.item_id)] = moved
         return moved
 
+    def _move_forwarding(
+        self, reference: str, to_state: ItemState, at: datetime, detail: str
+    ) -> None:
+        """Record how a send ended for an item still FORWARDING; one Customs decided on in
+        the meantime (FORWARDING -> DECIDED) is left alone."""
+        if self._by_reference(reference).state is ItemState.FORWARDING:
+            self._move(reference, to_state, "connector", at, detail)
+
     def _owned(self, claims: Sequence[ForwardClaim], owner: str) -> list[OutboxJob]:
         """The jobs of ``claims`` that ``owner`` still holds (a stale worker gets none)."""
         jobs = (self.jobs.get(claim.outbox_id) for claim in claims)
@@ -330,7 +354,7 @@ class InMemoryItemStore:
             detail = f"declaration batch {declaration_batch_id} to {receipt.destination}"
             for job in jobs:
                 job.status, job.lease_until, job.last_error = "done", None, None
-                self._move(job.reference, ItemState.FORWARDED, "connector", at, detail)
+                self._move_forwarding(job.reference, ItemState.FORWARDED, at, detail)
             return len(jobs)
 
     async def record_forward_failure(
@@ -348,13 +372,13 @@ class InMemoryItemStore:
                 job.last_error, job.lease_until = error, None
                 if decision.dead:
                     job.status = "dead"
-                    self._move(job.reference, ItemState.DEAD, "connector", at, decision.reason)
+                    self._move_forwarding(job.reference, ItemState.DEAD, at, decision.reason)
                 else:
                     assert decision.retry_at is not None
                     job.status, job.next_attempt_at = "pending", decision.retry_at
                     self.outbox.append(job.reference)
                     detail = f"{error}; retry at {decision.retry_at.isoformat()}"
-                    self._move(job.reference, ItemState.FORWARDING, "connector", at, detail)
+                    self._move_forwarding(job.reference, ItemState.FORWARDING, at, detail)
             return len(jobs)
 
     async def dead_letters(self) -> tuple[StoredItem, ...]:
@@ -446,3 +470,114 @@ class InMemoryItemStore:
             (op for op in self.operators.values() if op.enabled and op.cert_sha256 == cert_sha256),
             None,
         )
+
+    # -- the return path: Customs decisions and notices -------------------------------------
+
+    async def decision_targets(self, references: Sequence[str]) -> dict[str, DecisionTarget]:
+        wanted = set(references)
+        return {
+            item.reference: DecisionTarget(item, self.referrals.get(item.reference))
+            for item in self.items.values()
+            if item.reference in wanted
+        }
+
+    async def apply_response(
+        self, response: ReceivedResponse, decisions: Sequence[DecisionToApply]
+    ) -> AppliedResponse:
+        async with self._lock:
+            key = (response.destination, response.response_id)
+            if key in self.responses:
+                raise ResponseReplayed(
+                    f"response {response.response_id} from {response.destination} was "
+                    "received before; nothing was applied",
+                    destination=response.destination,
+                    response_id=response.response_id,
+                )
+            # Judge everything first, then write: like the SQL transaction, all or nothing.
+            targets = await self.decision_targets([d.notice.item_reference for d in decisions])
+            actor = f"customs:{response.destination}"
+            writes: list[tuple[DecisionTarget, StoredItem, ItemEvent, DecisionToApply]] = []
+            repeated: list[str] = []
+            problems: list[DecisionProblem] = []
+            for decision in sorted(decisions, key=lambda d: d.index):
+                notice = decision.notice
+                reference = notice.item_reference
+                target = targets.get(reference)
+                if target is None:
+                    problems.append(
+                        DecisionProblem(
+                            decision.index,
+                            reference,
+                            notice.item_id,
+                            core_decisions.ITEM_UNKNOWN,
+                            f"no item has the reference {reference}",
+                        )
+                    )
+                    continue
+                code = " ".join(filter(None, (notice.decision.value, notice.referral_reference)))
+                try:
+                    outcome = lifecycle.decided(
+                        target.item,
+                        notice.decision,
+                        actor,
+                        response.received_at,
+                        referral_reference=notice.referral_reference,
+                        pending_referral=target.referral_reference,
+                        detail=f"{code} (response {response.response_id})",
+                    )
+                except IllegalTransition as error:
+                    problems.append(
+                        DecisionProblem(
+                            decision.index, reference, notice.item_id, error.code, error.message
+                        )
+                    )
+                    continue
+                if outcome.event is None:
+                    repeated.append(reference)
+                    continue
+                targets[reference] = DecisionTarget(outcome.item, notice.referral_reference)
+                writes.append((target, outcome.item, outcome.event, decision))
+            applied: list[ItemNotice] = []
+            for target, item, event, decision in writes:
+                self.events.setdefault(event.reference, []).append(event)
+                self.items[(item.operator_id, item.item_id)] = item
+                self.referrals[item.reference] = decision.notice.referral_reference
+                if target.item.state in (ItemState.FORWARDING, ItemState.DEAD):
+                    self._close_forward_jobs(item.reference, response.received_at)
+                notice = replace(decision.notice, sequence=len(self.notices) + 1)
+                self.notices.append(
+                    StoredNotice(
+                        notice=notice,
+                        signed_xml=decision.signed_xml,
+                        destination=response.destination,
+                        response_id=response.response_id,
+                        created_at=response.received_at,
+                        status="pending",
+                        next_attempt_at=response.received_at,
+                    )
+                )
+                applied.append(notice)
+            self.responses[key] = response
+            return AppliedResponse(tuple(applied), tuple(repeated), tuple(problems))
+
+    def _close_forward_jobs(self, reference: str, at: datetime) -> None:
+        """Customs decided: the item's open forward jobs are done."""
+        for job in self.jobs.values():
+            if job.reference == reference and job.status in ("pending", "claimed", "dead"):
+                job.status, job.lease_until = "done", None
+                job.last_error = f"decided at {at.isoformat()}"
+        if reference in self.outbox:
+            self.outbox.remove(reference)
+
+    async def notices_after(
+        self, operator_id: str, after: int, limit: int
+    ) -> tuple[StoredNotice, ...]:
+        page = [
+            stored
+            for stored in self.notices
+            if stored.notice.operator_id == operator_id and stored.sequence > after
+        ]
+        return tuple(page[: max(limit, 0)])
+
+    async def item_notices(self, reference: str) -> tuple[StoredNotice, ...]:
+        return tuple(stored for stored in self.notices if stored.notice.item_reference == reference)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from types import MappingProxyType
@@ -24,8 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from connector.adapters.db import engine as db_engine
 from connector.adapters.db import tables
+from connector.core import decisions as core_decisions
 from connector.core import lifecycle
 from connector.core.checks.outcome import DetailValue, Finding, Severity
+from connector.core.decisions import DecisionProblem
 from connector.core.model import (
     CustomsDecision,
     IncomingItem,
@@ -34,13 +36,25 @@ from connector.core.model import (
     IntakeStatus,
     ItemEvent,
     ItemState,
+    ScreeningMethod,
     StoredItem,
     finding_dict,
 )
+from connector.core.notices import ItemNotice
 from connector.core.references import item_reference
 from connector.core.retry import RetryDecision
-from connector.errors import ConfigurationError, IllegalTransition, NotFound
-from connector.ports import CustomsReceipt, ForwardClaim, OperatorRecord, ScheduleState
+from connector.errors import ConfigurationError, IllegalTransition, NotFound, ResponseReplayed
+from connector.ports import (
+    AppliedResponse,
+    CustomsReceipt,
+    DecisionTarget,
+    DecisionToApply,
+    ForwardClaim,
+    OperatorRecord,
+    ReceivedResponse,
+    ScheduleState,
+    StoredNotice,
+)
 
 __all__ = [
     "SqlItemStore",
@@ -50,6 +64,7 @@ __all__ = [
     "findings_to_json",
     "item_from_row",
     "item_to_row",
+    "notice_from_row",
     "operator_from_row",
     "operator_to_row",
 ]
@@ -191,6 +206,65 @@ def operator_to_row(operator: OperatorRecord, updated_at: datetime) -> dict[str,
         "token_sha256": operator.token_sha256,
         "cert_sha256": operator.cert_sha256,
         "updated_at": updated_at,
+    }
+
+
+def notice_from_row(row: sa.RowMapping) -> StoredNotice:
+    """The domain record of a ``notices`` row."""
+    method = row["screening_method"]
+    notice = ItemNotice(
+        notice_id=row["notice_id"],
+        operator_id=row["operator_id"],
+        item_id=row["item_id"],
+        item_reference=row["reference"],
+        decision=CustomsDecision(row["decision"]),
+        issued_at=row["issued_at"],
+        reason=row["reason"],
+        customs_reference=row["customs_reference"],
+        required_action=row["required_action"],
+        referral_reference=row["referral_reference"],
+        screening_method=ScreeningMethod(method) if method is not None else None,
+        sequence=row["sequence"],
+    )
+    return StoredNotice(
+        notice=notice,
+        signed_xml=bytes(row["signed_xml"]),
+        destination=row["destination"],
+        response_id=row["response_id"],
+        created_at=row["created_at"],
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_error=row["last_error"],
+        delivered_at=row["delivered_at"],
+    )
+
+
+def _notice_row(
+    response: ReceivedResponse, decision: DecisionToApply, reference: str
+) -> dict[str, Any]:
+    notice = decision.notice
+    method = notice.screening_method
+    return {
+        "notice_id": notice.notice_id,
+        "operator_id": notice.operator_id,
+        "reference": reference,
+        "item_id": notice.item_id,
+        "destination": response.destination,
+        "response_id": response.response_id,
+        "decision": notice.decision.value,
+        "reason": notice.reason,
+        "customs_reference": notice.customs_reference,
+        "required_action": notice.required_action,
+        "referral_reference": notice.referral_reference,
+        "screening_method": method.value if method is not None else None,
+        "issued_at": notice.issued_at,
+        "created_at": response.received_at,
+        "priority": notice.priority,
+        "signed_xml": decision.signed_xml,
+        "status": _PENDING,
+        "attempts": 0,
+        "next_attempt_at": response.received_at,
     }
 
 
@@ -674,11 +748,24 @@ class SqlItemStore:
         detail: str,
         at: datetime,
     ) -> None:
+        # Only items still in ``from_state``: a Customs decision may have come for an item
+        # before its send was recorded (lifecycle: FORWARDING | DEAD -> DECIDED).
+        moved: list[str] = []
+        for start in range(0, len(references), _LOOKUP_CHUNK):
+            rows = await session.execute(
+                sa.update(_ITEMS)
+                .where(
+                    _ITEMS.c.reference.in_(references[start : start + _LOOKUP_CHUNK]),
+                    _ITEMS.c.state == from_state.value,
+                )
+                .values(state=to_state.value, updated_at=at)
+                .returning(_ITEMS.c.reference)
+            )
+            moved.extend(rows.scalars())
         events = [
             event_to_row(ItemEvent(reference, at, "connector", from_state, to_state, detail))
-            for reference in references
+            for reference in moved
         ]
-        await self._set_state(session, references, to_state, at)
         await _bulk_insert(session, _EVENTS, events)
 
     async def record_forwarded(
@@ -972,3 +1059,239 @@ class SqlItemStore:
                     .first()
                 )
                 return operator_from_row(row) if row is not None else None
+
+    # -- the return path: Customs decisions and notices -------------------------------------
+
+    async def decision_targets(self, references: Sequence[str]) -> dict[str, DecisionTarget]:
+        with db_engine.wrap_errors("reading the items of a Customs response"):
+            async with self._read() as session, session.begin():
+                return await self._decision_targets(session, references)
+
+    async def _decision_targets(
+        self, session: AsyncSession, references: Sequence[str], *, for_update: bool = False
+    ) -> dict[str, DecisionTarget]:
+        ordered = sorted(set(references))
+        found: dict[str, DecisionTarget] = {}
+        for start in range(0, len(ordered), _LOOKUP_CHUNK):
+            query = sa.select(_ITEMS).where(
+                _ITEMS.c.reference.in_(ordered[start : start + _LOOKUP_CHUNK])
+            )
+            if for_update:  # PostgreSQL, in reference order; SQLite holds the write lock
+                query = query.order_by(_ITEMS.c.reference).with_for_update()
+            for row in (await session.execute(query)).mappings():
+                found[row["reference"]] = DecisionTarget(
+                    item_from_row(row), row["referral_reference"]
+                )
+        return found
+
+    async def apply_response(
+        self, response: ReceivedResponse, decisions: Sequence[DecisionToApply]
+    ) -> AppliedResponse:
+        """Record the response and apply its decisions (see the port).
+
+        On PostgreSQL the transaction first takes a transaction-level advisory lock, so
+        notices are written by one transaction at a time: sequences then become visible in
+        increasing order, and a feed reader at cursor N never misses a notice that commits
+        later with a sequence below N.
+        """
+        responses = tables.CUSTOMS_RESPONSES
+        with db_engine.wrap_errors("applying a Customs response"):
+            async with self._write() as session, session.begin():
+                if self._dialect == "postgresql":
+                    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_NOTICES_LOCK)))
+                inserted = await session.execute(
+                    self._insert(responses)
+                    .values(
+                        destination=response.destination,
+                        response_id=response.response_id,
+                        issued_at=response.issued_at,
+                        received_at=response.received_at,
+                        decision_count=response.decision_count,
+                        applied_count=0,
+                        signed_xml=response.signed_xml,
+                    )
+                    .on_conflict_do_nothing(index_elements=["destination", "response_id"])
+                    .returning(responses.c.id)
+                )
+                response_row = inserted.scalar()
+                if response_row is None:
+                    raise _replayed(response)
+                targets = await self._decision_targets(
+                    session, [d.notice.item_reference for d in decisions], for_update=True
+                )
+                judged = _judge(response, decisions, targets)
+                if judged.items:
+                    await session.execute(
+                        sa.update(_ITEMS)
+                        .where(_ITEMS.c.reference == sa.bindparam("b_reference"))
+                        .values(
+                            state=sa.bindparam("b_state"),
+                            decision=sa.bindparam("b_decision"),
+                            referral_reference=sa.bindparam("b_referral"),
+                            updated_at=sa.bindparam("b_at"),
+                        ),
+                        judged.items,
+                    )
+                await _bulk_insert(session, _EVENTS, judged.events)
+                await _bulk_insert(session, tables.NOTICES, judged.notices)
+                await self._close_forward_jobs(session, judged.close_jobs, response.received_at)
+                await session.execute(
+                    sa.update(responses)
+                    .where(responses.c.id == response_row)
+                    .values(applied_count=len(judged.notices))
+                )
+                sequences = await self._sequences(session, [n.notice_id for n in judged.applied])
+                return AppliedResponse(
+                    applied=tuple(
+                        replace(notice, sequence=sequences[notice.notice_id])
+                        for notice in judged.applied
+                    ),
+                    repeated=tuple(judged.repeated),
+                    problems=tuple(judged.problems),
+                )
+
+    async def _close_forward_jobs(
+        self, session: AsyncSession, references: Sequence[str], at: datetime
+    ) -> None:
+        """Customs decided: the items' open forward jobs are done (a claim in flight then
+        completes nothing, and a dead one leaves the dead letters)."""
+        for start in range(0, len(references), _LOOKUP_CHUNK):
+            await session.execute(
+                sa.update(_OUTBOX)
+                .where(
+                    _OUTBOX.c.reference.in_(references[start : start + _LOOKUP_CHUNK]),
+                    _OUTBOX.c.kind == _FORWARD,
+                    _OUTBOX.c.status.in_((_PENDING, _CLAIMED, _DEAD)),
+                )
+                .values(status=_DONE, lease_until=None, last_error=f"decided at {at.isoformat()}")
+            )
+
+    async def _sequences(self, session: AsyncSession, notice_ids: Sequence[str]) -> dict[str, int]:
+        notices = tables.NOTICES
+        found: dict[str, int] = {}
+        for start in range(0, len(notice_ids), _LOOKUP_CHUNK):
+            rows = await session.execute(
+                sa.select(notices.c.notice_id, notices.c.sequence).where(
+                    notices.c.notice_id.in_(notice_ids[start : start + _LOOKUP_CHUNK])
+                )
+            )
+            found.update({row.notice_id: row.sequence for row in rows})
+        return found
+
+    async def notices_after(
+        self, operator_id: str, after: int, limit: int
+    ) -> tuple[StoredNotice, ...]:
+        notices = tables.NOTICES
+        with db_engine.wrap_errors("reading the notices feed"):
+            async with self._read() as session, session.begin():
+                rows = await session.execute(
+                    sa.select(notices)
+                    .where(notices.c.operator_id == operator_id, notices.c.sequence > after)
+                    .order_by(notices.c.sequence)
+                    .limit(max(limit, 0))
+                )
+                return tuple(notice_from_row(row) for row in rows.mappings())
+
+    async def item_notices(self, reference: str) -> tuple[StoredNotice, ...]:
+        notices = tables.NOTICES
+        with db_engine.wrap_errors("reading an item's notices"):
+            async with self._read() as session, session.begin():
+                rows = await session.execute(
+                    sa.select(notices)
+                    .where(notices.c.reference == reference)
+                    .order_by(notices.c.sequence)
+                )
+                return tuple(notice_from_row(row) for row in rows.mappings())
+
+
+#: The PostgreSQL advisory lock key that serialises notice writers ("EADNOTIC").
+_NOTICES_LOCK = 0x4541444E4F544943
+
+
+def _replayed(response: ReceivedResponse) -> ResponseReplayed:
+    return ResponseReplayed(
+        f"response {response.response_id} from {response.destination} was received before; "
+        "nothing was applied",
+        destination=response.destination,
+        response_id=response.response_id,
+    )
+
+
+@dataclass
+class _Judged:
+    """The writes of one response's decisions, as rows."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    close_jobs: list[str] = field(default_factory=list)
+    applied: list[ItemNotice] = field(default_factory=list)
+    repeated: list[str] = field(default_factory=list)
+    problems: list[DecisionProblem] = field(default_factory=list)
+
+
+def _judge(
+    response: ReceivedResponse,
+    decisions: Sequence[DecisionToApply],
+    targets: dict[str, DecisionTarget],
+) -> _Judged:
+    """Judge each decision on its item as locked now (:func:`lifecycle.decided`)."""
+    judged = _Judged()
+    actor = f"customs:{response.destination}"
+    for decision in sorted(decisions, key=lambda d: d.index):
+        notice = decision.notice
+        reference = notice.item_reference
+        target = targets.get(reference)
+        if target is None:
+            judged.problems.append(
+                DecisionProblem(
+                    decision.index,
+                    reference,
+                    notice.item_id,
+                    core_decisions.ITEM_UNKNOWN,
+                    f"no item has the reference {reference}",
+                )
+            )
+            continue
+        try:
+            outcome = lifecycle.decided(
+                target.item,
+                notice.decision,
+                actor,
+                response.received_at,
+                referral_reference=notice.referral_reference,
+                pending_referral=target.referral_reference,
+                detail=_decision_detail(response, notice),
+            )
+        except IllegalTransition as error:
+            judged.problems.append(
+                DecisionProblem(
+                    decision.index, reference, notice.item_id, error.code, error.message
+                )
+            )
+            continue
+        if outcome.event is None:
+            judged.repeated.append(reference)
+            continue
+        targets[reference] = DecisionTarget(outcome.item, notice.referral_reference)
+        judged.items.append(
+            {
+                "b_reference": reference,
+                "b_state": outcome.item.state.value,
+                "b_decision": notice.decision.value,
+                "b_referral": notice.referral_reference,
+                "b_at": response.received_at,
+            }
+        )
+        judged.events.append(event_to_row(outcome.event))
+        judged.notices.append(_notice_row(response, decision, reference))
+        if target.item.state in (ItemState.FORWARDING, ItemState.DEAD):
+            judged.close_jobs.append(reference)
+        judged.applied.append(notice)
+    return judged
+
+
+def _decision_detail(response: ReceivedResponse, notice: ItemNotice) -> str:
+    """The decision event's detail: the code, its referral, and the response it came in."""
+    code = " ".join(filter(None, (notice.decision.value, notice.referral_reference)))
+    return f"{code} (response {response.response_id})"
