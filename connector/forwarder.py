@@ -1,21 +1,28 @@
-"""The forward stage as the service runs it, put together from the settings.
+"""The outbound stages as the service runs them, put together from the settings.
 
 :func:`open_forwarder` turns ``[signing]``, ``[forwarding]`` and ``[[destinations]]`` into a
 :class:`~connector.flow.forward.ForwardService` over the real adapters: the key ring (its
 active key signs; a rotation by ``keys rotate`` is followed within
 :data:`KEY_REFRESH_SECONDS`), the :class:`~connector.core.routing.Router`, the HTTPS
 :class:`~connector.adapters.customs_client.HttpCustomsGateway`, and a
-:class:`~connector.adapters.loops.StageLoop` that runs it. Without destinations there is
-nothing to forward to and :func:`open_forwarder` returns None: accepted items wait in the
-outbox until a destination is configured (they are never dropped).
+:class:`~connector.adapters.loops.StageLoop` that runs it. With agency destinations
+(``kind = "agency"``) a :class:`~connector.flow.copy.CopyService` sends their minimized
+copies (:class:`CopyBuilder`) through the same gateway, in a loop of its own. A third loop
+deletes the evidence older than ``forwarding.evidence_retention_days``
+(:class:`EvidencePurge`, hourly). Without Customs destinations there is nothing to forward to
+and :func:`open_forwarder` returns None: accepted items wait in the outbox until a
+destination is configured (they are never dropped).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
@@ -25,17 +32,21 @@ from cryptography import x509
 from connector.adapters.customs_client import CustomsEndpoint, HttpCustomsGateway
 from connector.adapters.keystore import KeyRing, load_certificate
 from connector.adapters.loops import StageLoop
-from connector.core import declarations, signing
+from connector.core import agency, declarations, signing
 from connector.core.retry import RetryPolicy
-from connector.core.routing import CustomsRoute, Router
+from connector.core.routing import AgencyRoute, CustomsRoute, Router, hs_codes_of
 from connector.errors import ConfigurationError, SigningKeyUnavailable
+from connector.flow.copy import CopyOutcome, CopyService
 from connector.flow.forward import ForwardOutcome, ForwardService
-from connector.ports import Clock, CustomsGateway, ForwardClaim, ItemStore
+from connector.ports import Clock, CopyClaim, CustomsGateway, ForwardClaim, ItemStore
 from connector.settings import DestinationSettings, Settings
 
 __all__ = [
     "KEY_REFRESH_SECONDS",
+    "PURGE_INTERVAL_SECONDS",
     "BatchBuilder",
+    "CopyBuilder",
+    "EvidencePurge",
     "Forwarder",
     "customs_endpoints",
     "open_forwarder",
@@ -44,12 +55,15 @@ __all__ = [
 
 #: How often the key ring on disk is looked at for a rotation made by another process.
 KEY_REFRESH_SECONDS: Final = 5.0
+#: How often the evidence past its retention is deleted.
+PURGE_INTERVAL_SECONDS: Final = 3600.0
 
 _log = structlog.get_logger("connector.forward")
 
 
 def router_for(settings: Settings) -> Router:
-    """The routes of the configured Customs destinations (agencies route separately)."""
+    """The routes of the configured destinations: Customs, and the agencies' subscriptions
+    (an agency without countries gets the items of every country)."""
     routes = [
         CustomsRoute(
             destination.id,
@@ -59,7 +73,17 @@ def router_for(settings: Settings) -> Router:
         for destination in settings.destinations
         if destination.kind == "customs"
     ]
-    return Router(routes, ())
+    agencies = [
+        AgencyRoute(
+            destination.id,
+            frozenset(destination.hs_chapters),
+            frozenset(destination.countries) if destination.countries else None,
+            tuple(destination.fields),
+        )
+        for destination in settings.destinations
+        if destination.kind == "agency"
+    ]
+    return Router(routes, agencies)
 
 
 def _certificates(destination: DestinationSettings) -> tuple[x509.Certificate, ...]:
@@ -67,11 +91,10 @@ def _certificates(destination: DestinationSettings) -> tuple[x509.Certificate, .
 
 
 def customs_endpoints(settings: Settings) -> dict[str, CustomsEndpoint]:
-    """One HTTPS endpoint per configured Customs destination."""
+    """One HTTPS endpoint per configured destination, Customs and agencies alike (an agency
+    answers a copy with a signed receipt naming the agency, as Customs does a batch)."""
     endpoints: dict[str, CustomsEndpoint] = {}
     for destination in settings.destinations:
-        if destination.kind != "customs":
-            continue
         passphrase = destination.client_key_passphrase
         endpoints[destination.id] = CustomsEndpoint(
             destination=destination.id,
@@ -114,16 +137,19 @@ class BatchBuilder:
         self._refresh_s = refresh_s
         self._next_refresh = time.monotonic() + refresh_s
         self._rng = rng
+        self._lock = threading.Lock()
 
-    def _key(self) -> signing.SigningKey:
-        if self._refresh_s >= 0 and time.monotonic() >= self._next_refresh:
-            self._next_refresh = time.monotonic() + self._refresh_s
-            try:
-                if self._ring.refresh():
-                    _log.info("keys.rotation_followed", active=self._ring.active_id)
-            except SigningKeyUnavailable as error:
-                _log.error("keys.refresh_failed", error=error.message)
-        return self._ring.active
+    def signing_key(self) -> signing.SigningKey:
+        """The key ring's active key, after following a rotation on disk when it is time."""
+        with self._lock:
+            if self._refresh_s >= 0 and time.monotonic() >= self._next_refresh:
+                self._next_refresh = time.monotonic() + self._refresh_s
+                try:
+                    if self._ring.refresh():
+                        _log.info("keys.rotation_followed", active=self._ring.active_id)
+                except SigningKeyUnavailable as error:
+                    _log.error("keys.refresh_failed", error=error.message)
+            return self._ring.active
 
     def __call__(self, claims: Sequence[ForwardClaim], destination: str) -> tuple[str, bytes]:
         now = self._clock.now()
@@ -144,28 +170,98 @@ class BatchBuilder:
                 for claim in claims
             ],
         )
-        return batch_id, signing.sign(root, self._key())
+        return batch_id, signing.sign(root, self.signing_key())
+
+
+class CopyBuilder:
+    """``BuildCopy`` of the copy stage: a signed, minimized agency copy for one agency.
+
+    The allow-list is the agency's route in ``router``; ``batches`` supplies the signing key
+    (the same key and rotation as the declarations). Thread-safe like :class:`BatchBuilder`.
+
+    Raises (on call):
+        ConfigurationError: the agency has no route any more (its copies are retried, then
+            dead), or a malformed allow-list path.
+    """
+
+    def __init__(
+        self,
+        connector_id: str,
+        router: Router,
+        batches: BatchBuilder,
+        clock: Clock,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._connector_id = connector_id
+        self._router = router
+        self._batches = batches
+        self._clock = clock
+        self._rng = rng
+
+    def __call__(self, claims: Sequence[CopyClaim], agency_id: str) -> tuple[str, bytes]:
+        route = self._router.agencies.get(agency_id)
+        if route is None:
+            raise ConfigurationError(
+                f"no_route: agency {agency_id} is not configured", agency=agency_id
+            )
+        now = self._clock.now()
+        copy_id = agency.new_agency_copy_id(agency_id, now, self._rng)
+        declared = [
+            declarations.Declared(claim.reference, claim.operator_id, claim.version, claim.item_xml)
+            for claim in claims
+        ]
+        root = agency.agency_copy(
+            copy_id, self._connector_id, agency_id, now, declared, route.fields
+        )
+        return copy_id, signing.sign(root, self._batches.signing_key())
+
+
+class EvidencePurge:
+    """Deletes the evidence sent more than ``retention_days`` ago; one :meth:`run_once` is one
+    sweep (the service runs it hourly)."""
+
+    def __init__(self, store: ItemStore, clock: Clock, retention_days: int) -> None:
+        self._store = store
+        self._clock = clock
+        self._retention = timedelta(days=retention_days)
+
+    async def run_once(self) -> int:
+        """Delete what is past its retention; how many evidence rows went."""
+        cutoff = self._clock.now() - self._retention
+        purged = await self._store.purge_evidence(cutoff)
+        if purged:
+            _log.info("evidence.purged", rows=purged, before=cutoff.isoformat())
+        return purged
 
 
 @dataclass
 class Forwarder:
-    """The forward stage with what it owns; :meth:`close` after :meth:`stop`."""
+    """The outbound stages with what they own; :meth:`close` after :meth:`stop`."""
 
     service: ForwardService
     loop: StageLoop[ForwardOutcome]
     ring: KeyRing
     gateway: CustomsGateway
+    copier: CopyService | None = None
+    """The agency copy stage (None without agency destinations)."""
+    copy_loop: StageLoop[CopyOutcome] | None = None
+    purge_loop: StageLoop[int] | None = None
+
+    def _loops(self) -> list[StageLoop[ForwardOutcome] | StageLoop[CopyOutcome] | StageLoop[int]]:
+        return [loop for loop in (self.loop, self.copy_loop, self.purge_loop) if loop is not None]
 
     def start(self) -> None:
-        self.loop.start()
+        for loop in self._loops():
+            loop.start()
 
     def wake(self) -> None:
         """New work arrived: forward now rather than after the idle pause."""
         self.loop.wake()
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """Finish the send in flight (within ``timeout_s``), then stop forwarding."""
-        await self.loop.stop(timeout_s)
+        """Finish the sends in flight (within ``timeout_s``), then stop forwarding."""
+        await asyncio.gather(*(loop.stop(timeout_s) for loop in self._loops()))
 
     async def close(self) -> None:
         await self.stop()
@@ -191,7 +287,8 @@ def open_forwarder(
     gateway: CustomsGateway | None = None,
     ring: KeyRing | None = None,
 ) -> Forwarder | None:
-    """The configured forward stage (not started), or None without Customs destinations.
+    """The configured outbound stages (not started), or None without Customs destinations:
+    forwarding, agency copies (with agency destinations) and the hourly evidence purge.
 
     ``gateway`` and ``ring`` replace the configured ones (tests, the demo).
 
@@ -220,21 +317,61 @@ def open_forwarder(
     def route(claim: ForwardClaim) -> str | None:
         return router.customs_for(claim.destination_country, claim.operator_id)
 
+    def agencies(claim: ForwardClaim) -> tuple[str, ...]:
+        if not router.agencies:
+            return ()
+        return router.agencies_for(claim.destination_country, hs_codes_of(claim.item_xml))
+
+    batches = BatchBuilder(settings.connector_id, ring, clock)
     service = ForwardService(
         store,
         gateway,
         clock,
         owner,
-        BatchBuilder(settings.connector_id, ring, clock),
+        batches,
         route,
         policy,
+        agencies=agencies,
         batch_size=forwarding.batch_size,
         lease_s=forwarding.lease_seconds,
     )
+    copier: CopyService | None = None
+    copy_loop: StageLoop[CopyOutcome] | None = None
+    if router.agencies:
+        copier = CopyService(
+            store,
+            gateway,
+            clock,
+            owner,
+            CopyBuilder(settings.connector_id, router, batches, clock),
+            policy,
+            batch_size=forwarding.batch_size,
+            lease_s=forwarding.lease_seconds,
+        )
+        copy_loop = StageLoop(
+            "copy",
+            copier.run_once,
+            lambda outcome: outcome.claimed > 0 and outcome.error is None,
+            idle_s=forwarding.idle_seconds,
+        )
+
+    def copies_queued(outcome: ForwardOutcome) -> None:
+        if copy_loop is not None and outcome.sent:
+            copy_loop.wake()
+
     loop: StageLoop[ForwardOutcome] = StageLoop(
         "forward",
         service.run_once,
         lambda outcome: outcome.claimed > 0 and outcome.error is None,
         idle_s=forwarding.idle_seconds,
+        on_outcome=copies_queued,
     )
-    return Forwarder(service, loop, ring, gateway)
+    purge = EvidencePurge(store, clock, forwarding.evidence_retention_days)
+    purge_loop: StageLoop[int] = StageLoop(
+        "evidence-purge",
+        purge.run_once,
+        lambda _: False,
+        idle_s=PURGE_INTERVAL_SECONDS,
+        error_backoff_s=300.0,
+    )
+    return Forwarder(service, loop, ring, gateway, copier, copy_loop, purge_loop)

@@ -6,7 +6,7 @@ Each port has a real adapter under :mod:`connector.adapters` and an in-memory fa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -26,6 +26,7 @@ from connector.core.retry import RetryDecision
 __all__ = [
     "AppliedResponse",
     "Clock",
+    "CopyClaim",
     "CustomsGateway",
     "CustomsReceipt",
     "DecisionTarget",
@@ -165,9 +166,16 @@ class ItemStore(Protocol):
         signed_xml: bytes,
         receipt: CustomsReceipt,
         at: datetime,
+        *,
+        copies: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
         """Mark the claims ``owner`` still holds FORWARDED and keep the evidence; returns
-        how many it still held."""
+        how many it still held.
+
+        ``copies`` maps an item reference to the agency ids that get a copy of it: for each
+        claim still held, one copy job per agency (kind ``copy:<agency>``) is queued in the
+        same transaction, due at ``at`` (replacing a pending copy job of the same agency).
+        """
         ...
 
     async def record_forward_failure(
@@ -179,6 +187,50 @@ class ItemStore(Protocol):
         at: datetime,
     ) -> int:
         """Schedule a retry or make the items DEAD, per ``decision``; owner-guarded."""
+        ...
+
+    async def extend_leases(
+        self, outbox_ids: Sequence[int], owner: str, until: datetime, now: datetime
+    ) -> int:
+        """Renew the leases of the jobs (forward or copy) ``owner`` still holds to ``until``,
+        noting the heartbeat at ``now``; returns how many it still held."""
+        ...
+
+    async def claim_copies(
+        self, owner: str, limit: int, lease_s: float, now: datetime
+    ) -> tuple[CopyClaim, ...]:
+        """Claim due agency copy jobs (and expired claims of crashed workers) for ``owner``
+        until ``now + lease_s``. The items' states do not change."""
+        ...
+
+    async def record_copied(
+        self,
+        claims: Sequence[CopyClaim],
+        owner: str,
+        copy_batch_id: str,
+        signed_xml: bytes,
+        receipt: CustomsReceipt,
+        at: datetime,
+    ) -> int:
+        """Complete the copy jobs ``owner`` still holds and keep the signed copy and the
+        agency's receipt as evidence (destination: the agency); returns how many it held."""
+        ...
+
+    async def record_copy_failure(
+        self,
+        claims: Sequence[CopyClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        """Schedule a retry of the copy jobs, or make them dead (the copies only: the items
+        are untouched), per ``decision``; owner-guarded."""
+        ...
+
+    async def purge_evidence(self, before: datetime) -> int:
+        """Delete the evidence (signed batches, copies and receipts) sent before ``before``;
+        returns how many were deleted."""
         ...
 
     async def dead_letters(self) -> tuple[StoredItem, ...]:
@@ -330,6 +382,21 @@ class ForwardClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class CopyClaim:
+    """One item claimed for a copy to an agency: the work and its lease."""
+
+    outbox_id: int
+    agency: str
+    reference: str
+    operator_id: str
+    item_id: str
+    version: int
+    destination_country: str
+    item_xml: bytes
+    attempts: int  # previous attempts, 0 the first time
+
+
+@dataclass(frozen=True, slots=True)
 class CustomsReceipt:
     """What a Customs system answered to one declaration batch."""
 
@@ -340,7 +407,8 @@ class CustomsReceipt:
 
 
 class CustomsGateway(Protocol):
-    """Sends signed declaration batches to Customs destinations."""
+    """Sends signed declaration batches to Customs destinations, and signed agency copies
+    to agencies (same protocol; the batch id is then the copy batch id)."""
 
     async def send(
         self, destination: str, declaration_batch_id: str, signed_xml: bytes

@@ -7,7 +7,7 @@ both), keep everything in dictionaries and never touch the network or the disk.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +29,7 @@ from connector.core.retry import RetryDecision
 from connector.errors import IllegalTransition, NotFound, ResponseReplayed
 from connector.ports import (
     AppliedResponse,
+    CopyClaim,
     CustomsReceipt,
     DecisionTarget,
     DecisionToApply,
@@ -82,6 +83,8 @@ class OutboxJob:
     owner: str | None = None
     lease_until: datetime | None = None
     last_error: str | None = None
+    kind: str = "forward"  # or "copy:<agency id>"
+    heartbeat_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +231,7 @@ class InMemoryItemStore:
             self.items[(operator_id, item_id)] = cancelled
             if current.reference in self.outbox:
                 self.outbox.remove(current.reference)
-            for job in self._pending_jobs(current.reference):
+            for job in self._pending_jobs(current.reference, kind=None):  # copies too
                 del self.jobs[job.id]
             return cancelled
 
@@ -251,11 +254,13 @@ class InMemoryItemStore:
         if fresh or reference not in self.outbox:
             self.outbox.append(reference)
 
-    def _pending_jobs(self, reference: str) -> list[OutboxJob]:
+    def _pending_jobs(self, reference: str, kind: str | None = "forward") -> list[OutboxJob]:
         return [
             job
             for job in self.jobs.values()
-            if job.reference == reference and job.status == "pending"
+            if job.reference == reference
+            and job.status == "pending"
+            and (kind is None or job.kind == kind)
         ]
 
     def _by_reference(self, reference: str) -> StoredItem:
@@ -282,7 +287,7 @@ class InMemoryItemStore:
         if self._by_reference(reference).state is ItemState.FORWARDING:
             self._move(reference, to_state, "connector", at, detail)
 
-    def _owned(self, claims: Sequence[ForwardClaim], owner: str) -> list[OutboxJob]:
+    def _owned(self, claims: Sequence[ForwardClaim | CopyClaim], owner: str) -> list[OutboxJob]:
         """The jobs of ``claims`` that ``owner`` still holds (a stale worker gets none)."""
         jobs = (self.jobs.get(claim.outbox_id) for claim in claims)
         return [
@@ -291,28 +296,40 @@ class InMemoryItemStore:
             if job is not None and job.status == "claimed" and job.owner == owner
         ]
 
+    def _due(self, copies: bool, limit: int, now: datetime) -> list[OutboxJob]:
+        """Due forward (or copy) jobs, expired leases first, then in queue order."""
+        expired = sorted(
+            (
+                job
+                for job in self.jobs.values()
+                if job.kind.startswith("copy:") == copies
+                and job.status == "claimed"
+                and job.lease_until is not None
+                and job.lease_until < now
+            ),
+            key=lambda job: (job.next_attempt_at, job.id),
+        )[:limit]
+        pending = sorted(
+            (
+                job
+                for job in self.jobs.values()
+                if job.kind.startswith("copy:") == copies
+                and job.status == "pending"
+                and job.next_attempt_at <= now
+            ),
+            key=lambda job: (job.next_attempt_at, job.id),
+        )[: limit - len(expired)]
+        return sorted(expired + pending, key=lambda job: (job.next_attempt_at, job.id))
+
     async def claim_for_forwarding(
         self, owner: str, limit: int, lease_s: float, now: datetime
     ) -> tuple[ForwardClaim, ...]:
         async with self._lock:
-            due = sorted(
-                (
-                    job
-                    for job in self.jobs.values()
-                    if (job.status == "pending" and job.next_attempt_at <= now)
-                    or (
-                        job.status == "claimed"
-                        and job.lease_until is not None
-                        and job.lease_until < now
-                    )
-                ),
-                key=lambda job: (job.next_attempt_at, job.id),
-            )[:limit]
             claims = []
-            for job in due:
+            for job in self._due(False, limit, now):
                 taken_over = job.status == "claimed"
                 job.status, job.owner = "claimed", owner
-                job.lease_until = now + timedelta(seconds=lease_s)
+                job.lease_until, job.heartbeat_at = now + timedelta(seconds=lease_s), now
                 if job.reference in self.outbox:
                     self.outbox.remove(job.reference)
                 detail = f"attempt {job.attempts + 1} by {owner}"
@@ -342,6 +359,8 @@ class InMemoryItemStore:
         signed_xml: bytes,
         receipt: CustomsReceipt,
         at: datetime,
+        *,
+        copies: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
         async with self._lock:
             self.declarations.setdefault(
@@ -355,7 +374,101 @@ class InMemoryItemStore:
             for job in jobs:
                 job.status, job.lease_until, job.last_error = "done", None, None
                 self._move_forwarding(job.reference, ItemState.FORWARDED, at, detail)
+                for agency in dict.fromkeys((copies or {}).get(job.reference, ())):
+                    self._queue_copy(job.reference, agency, at)
             return len(jobs)
+
+    def _queue_copy(self, reference: str, agency: str, at: datetime) -> None:
+        """Queue a pending copy job of ``reference`` for ``agency`` (replacing a pending one)."""
+        kind = f"copy:{agency}"
+        for job in self._pending_jobs(reference, kind):
+            del self.jobs[job.id]
+        job_id = self._last_job_id + 1
+        while job_id in self.jobs:
+            job_id += 1
+        self._last_job_id = job_id
+        self.jobs[job_id] = OutboxJob(job_id, reference, "pending", next_attempt_at=at, kind=kind)
+
+    async def extend_leases(
+        self, outbox_ids: Sequence[int], owner: str, until: datetime, now: datetime
+    ) -> int:
+        async with self._lock:
+            jobs = (self.jobs.get(job_id) for job_id in outbox_ids)
+            held = [job for job in jobs if job and job.status == "claimed" and job.owner == owner]
+            for job in held:
+                job.lease_until, job.heartbeat_at = until, now
+            return len(held)
+
+    async def claim_copies(
+        self, owner: str, limit: int, lease_s: float, now: datetime
+    ) -> tuple[CopyClaim, ...]:
+        async with self._lock:
+            claims = []
+            for job in self._due(True, limit, now):
+                job.status, job.owner = "claimed", owner
+                job.lease_until, job.heartbeat_at = now + timedelta(seconds=lease_s), now
+                item = self._by_reference(job.reference)
+                claims.append(
+                    CopyClaim(
+                        outbox_id=job.id,
+                        agency=job.kind.removeprefix("copy:"),
+                        reference=item.reference,
+                        operator_id=item.operator_id,
+                        item_id=item.item_id,
+                        version=item.version,
+                        destination_country=item.destination_country,
+                        item_xml=item.item_xml,
+                        attempts=job.attempts,
+                    )
+                )
+            return tuple(claims)
+
+    async def record_copied(
+        self,
+        claims: Sequence[CopyClaim],
+        owner: str,
+        copy_batch_id: str,
+        signed_xml: bytes,
+        receipt: CustomsReceipt,
+        at: datetime,
+    ) -> int:
+        async with self._lock:
+            self.declarations.setdefault(
+                copy_batch_id,
+                Declaration(copy_batch_id, receipt.destination, signed_xml, receipt.receipt, at),
+            )
+            jobs = self._owned(claims, owner)
+            for job in jobs:
+                job.status, job.lease_until, job.last_error = "done", None, None
+            return len(jobs)
+
+    async def record_copy_failure(
+        self,
+        claims: Sequence[CopyClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        async with self._lock:
+            jobs = self._owned(claims, owner)
+            for job in jobs:
+                job.attempts += 1
+                job.lease_until = None
+                if decision.dead:
+                    job.status, job.last_error = "dead", f"{error}; {decision.reason}"
+                else:
+                    assert decision.retry_at is not None
+                    job.status, job.last_error = "pending", error
+                    job.next_attempt_at = decision.retry_at
+            return len(jobs)
+
+    async def purge_evidence(self, before: datetime) -> int:
+        async with self._lock:
+            old = [key for key, kept in self.declarations.items() if kept.sent_at < before]
+            for key in old:
+                del self.declarations[key]
+            return len(old)
 
     async def record_forward_failure(
         self,
@@ -383,7 +496,8 @@ class InMemoryItemStore:
 
     async def dead_letters(self) -> tuple[StoredItem, ...]:
         dead = sorted(
-            (job for job in self.jobs.values() if job.status == "dead"), key=lambda job: job.id
+            (job for job in self.jobs.values() if job.status == "dead" and job.kind == "forward"),
+            key=lambda job: job.id,
         )
         return tuple(self._by_reference(job.reference) for job in dead)
 
@@ -393,7 +507,7 @@ class InMemoryItemStore:
             dead = [
                 job
                 for job in self.jobs.values()
-                if job.reference == reference and job.status == "dead"
+                if job.reference == reference and job.status == "dead" and job.kind == "forward"
             ]
             if not dead:
                 raise IllegalTransition(f"item {reference} has no dead forwarding work")
@@ -563,7 +677,11 @@ class InMemoryItemStore:
     def _close_forward_jobs(self, reference: str, at: datetime) -> None:
         """Customs decided: the item's open forward jobs are done."""
         for job in self.jobs.values():
-            if job.reference == reference and job.status in ("pending", "claimed", "dead"):
+            if (
+                job.reference == reference
+                and job.kind == "forward"
+                and job.status in ("pending", "claimed", "dead")
+            ):
                 job.status, job.lease_until = "done", None
                 job.last_error = f"decided at {at.isoformat()}"
         if reference in self.outbox:

@@ -13,6 +13,11 @@
    declarations it is refused (``409 batch_id_reused``): a batch id names one batch only;
 4. the answer is ``200`` with a declaration receipt signed with the mock's own key.
 
+The mock also plays a border agency: an ``AgencyCopy`` (agency-copy-1.xsd) POSTed to the same
+route is verified and validated the same way, stored in :attr:`MockCustoms.copies` (its
+``Agency`` must be ``destination`` when one is given) and answered with a signed receipt whose
+``DeclarationBatchId`` is the copy's ``CopyBatchId`` and whose ``Destination`` is the agency.
+
 A bad signature or an invalid document is ``400 application/problem+json`` with the error's
 ``code``. Failure modes, for tests (:attr:`MockCustoms.mode`, or :meth:`MockCustoms.fail_next`
 for the next requests only): ``ok``; ``down`` (the connection is aborted without an answer);
@@ -60,6 +65,7 @@ __all__ = [
     "MockCustoms",
     "Mode",
     "ReceivedBatch",
+    "ReceivedCopy",
     "ReceivedDeclaration",
 ]
 
@@ -68,6 +74,7 @@ Mode = Literal["ok", "down", "slow", "error", "throttle", "refuse", "bad_signatu
 MODES: Final[frozenset[str]] = frozenset(get_args(Mode))
 
 _BATCH_NS: Final = MessageKind.DECLARATION_BATCH.namespace
+_COPY_NS: Final = MessageKind.AGENCY_COPY.namespace
 _log = structlog.get_logger("connector.peers.customs")
 
 
@@ -98,6 +105,27 @@ class ReceivedBatch:
     """SHA-256 of the TLS client certificate, when one was presented."""
     idempotency_key: str | None
     signed_xml: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedCopy:
+    """One agency copy the mock accepted (the first time its id came)."""
+
+    copy_batch_id: str
+    agency: str
+    received_at: datetime
+    items: dict[tuple[str, int], tuple[tuple[str, str], ...]]
+    """(ItemReference, Version) -> the copied ``(path, value)`` fields."""
+    signer_fingerprint: str
+    signed_xml: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _CheckedCopy:
+    copy_id: str
+    agency: str
+    items: dict[tuple[str, int], tuple[tuple[str, str], ...]]
+    signer_fingerprint: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +198,8 @@ class MockCustoms:
         """The highest version of each ItemReference."""
         self.refusals: list[str] = []
         """The problem code of every 4xx answer, in order."""
+        self.copies: dict[str, ReceivedCopy] = {}
+        """Accepted agency copies by copy batch id."""
 
     def __repr__(self) -> str:
         return f"MockCustoms({self.url if self._runner else 'stopped'}, mode={self._mode})"
@@ -289,6 +319,11 @@ class MockCustoms:
             return self._refuse(400, exc.code, exc.message)
         except _Refusal as exc:
             return self._refuse(400, exc.code, exc.detail)
+        if isinstance(checked, _CheckedCopy):
+            signed = signing.sign(self._record_copy(checked, body), self.signing_key)
+            if mode == "bad_signature":
+                signed = signed.replace(b"<Status>", b"<Status> ", 1)
+            return web.Response(body=signed, content_type="application/xml", charset="utf-8")
         seen = self.received.get(checked.batch_id)
         if seen is not None and _keys(seen.declarations) != _keys(checked.declarations):
             return self._refuse(
@@ -310,9 +345,11 @@ class MockCustoms:
             signed = signed.replace(b"<Status>", b"<Status> ", 1)
         return web.Response(body=signed, content_type="application/xml", charset="utf-8")
 
-    def _check(self, body: bytes) -> _Checked:
+    def _check(self, body: bytes) -> _Checked | _CheckedCopy:
         """Parse, verify and validate a batch (in a worker thread); raise ConnectorError."""
         root = parse_xml(body)
+        if root.tag == MessageKind.AGENCY_COPY.root_tag:
+            return self._check_copy(body)
         if root.tag != MessageKind.DECLARATION_BATCH.root_tag:
             raise InvalidMessage(f"Expected a declaration batch, got {root.tag}.")
         trusted = self.trusted
@@ -351,6 +388,62 @@ class MockCustoms:
             for node in _child(document, "Declarations")
         )
         return _Checked(batch_id, destination, declarations, result.fingerprint)
+
+    def _check_copy(self, body: bytes) -> _CheckedCopy:
+        """Verify and validate an agency copy (in a worker thread); raise ConnectorError."""
+        trusted = self.trusted
+        if not trusted:
+            raise SignatureInvalid("The mock agency trusts no connector certificate now.")
+        result = signing.verify(body, signing.VerifyPolicy(trusted))
+        document = result.signed_xml
+        schema = default_registry().lxml(MessageKind.AGENCY_COPY)
+        if not schema.validate(document):
+            error = next(iter(cast("Iterable[etree._LogEntry]", schema.error_log)), None)
+            raise EnvelopeInvalid(
+                "The agency copy does not conform to its schema"
+                + (f": line {error.line}: {error.message}" if error else ".")
+            )
+        header = document.find(f"{{{_COPY_NS}}}Header")
+        assert header is not None  # the schema requires it
+        agency = (header.findtext(f"{{{_COPY_NS}}}Agency") or "").strip()
+        if self.destination is not None and agency != self.destination:
+            raise _Refusal("destination_mismatch", f"This is {self.destination}, not {agency}.")
+        items: dict[tuple[str, int], tuple[tuple[str, str], ...]] = {}
+        for node in document.iterfind(f"{{{_COPY_NS}}}Items/{{{_COPY_NS}}}Item"):
+            key = (
+                (node.findtext(f"{{{_COPY_NS}}}ItemReference") or "").strip(),
+                int(node.findtext(f"{{{_COPY_NS}}}Version") or "0"),
+            )
+            items[key] = tuple(
+                (field.get("path", ""), (field.text or "").strip())
+                for field in node.iterfind(f"{{{_COPY_NS}}}Fields/{{{_COPY_NS}}}Field")
+            )
+        copy_id = (header.findtext(f"{{{_COPY_NS}}}CopyBatchId") or "").strip()
+        return _CheckedCopy(copy_id, agency, items, result.fingerprint)
+
+    def _record_copy(self, checked: _CheckedCopy, body: bytes) -> bytes:
+        """Store a checked copy (once per id) and return its unsigned receipt."""
+        seen = self.copies.get(checked.copy_id)
+        duplicate = seen is not None
+        if seen is None:
+            now = self.clock.now()
+            seen = ReceivedCopy(
+                copy_batch_id=checked.copy_id,
+                agency=checked.agency,
+                received_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
+                items=checked.items,
+                signer_fingerprint=checked.signer_fingerprint,
+                signed_xml=body,
+            )
+            self.copies[checked.copy_id] = seen
+            _log.info("mock_agency.copy_accepted", copy_batch_id=checked.copy_id)
+        return receipts.declaration_receipt_xml(
+            checked.copy_id,
+            checked.agency,
+            seen.received_at,
+            len(checked.items),
+            duplicate=duplicate,
+        )
 
     def _record(self, checked: _Checked, body: bytes, request: web.Request) -> bytes:
         """Store a checked batch (synchronously: no other request interleaves) and return

@@ -10,7 +10,7 @@ ORM objects, and raises only :class:`~connector.errors.ConnectorError`\\ s (tran
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -46,6 +46,7 @@ from connector.core.retry import RetryDecision
 from connector.errors import ConfigurationError, IllegalTransition, NotFound, ResponseReplayed
 from connector.ports import (
     AppliedResponse,
+    CopyClaim,
     CustomsReceipt,
     DecisionTarget,
     DecisionToApply,
@@ -77,6 +78,8 @@ _CLAIMED = "claimed"
 _DONE = "done"
 _DEAD = "dead"
 _FORWARD = "forward"
+#: The kind of an agency copy job is this prefix and the agency id.
+_COPY = "copy:"
 
 
 # -- rows <-> records -----------------------------------------------------------------------
@@ -268,10 +271,10 @@ def _notice_row(
     }
 
 
-def _outbox_row(reference: str, at: datetime) -> dict[str, Any]:
+def _outbox_row(reference: str, at: datetime, kind: str = _FORWARD) -> dict[str, Any]:
     return {
         "reference": reference,
-        "kind": _FORWARD,
+        "kind": kind,
         "status": _PENDING,
         "attempts": 0,
         "next_attempt_at": at,
@@ -548,7 +551,11 @@ class SqlItemStore:
                 pending = await session.scalar(
                     sa.select(sa.func.count())
                     .select_from(_OUTBOX)
-                    .where(_OUTBOX.c.reference == current.reference, _OUTBOX.c.status == _PENDING)
+                    .where(
+                        _OUTBOX.c.reference == current.reference,
+                        _OUTBOX.c.kind == _FORWARD,
+                        _OUTBOX.c.status == _PENDING,
+                    )
                 )
                 if not pending:
                     await session.execute(
@@ -569,7 +576,8 @@ class SqlItemStore:
                     current, reason, f"operator:{operator_id}", at
                 )
                 await self._replace_item(session, cancelled, event)
-                # Withdrawn work leaves the queue; the item's events keep the history.
+                # Withdrawn work (agency copies too) leaves the queue; the item's events
+                # keep the history.
                 await session.execute(
                     sa.delete(_OUTBOX).where(
                         _OUTBOX.c.reference == current.reference, _OUTBOX.c.status == _PENDING
@@ -594,7 +602,7 @@ class SqlItemStore:
                 count = await session.scalar(
                     sa.select(sa.func.count())
                     .select_from(_OUTBOX)
-                    .where(_OUTBOX.c.status == _PENDING)
+                    .where(_OUTBOX.c.status == _PENDING, _OUTBOX.c.kind == _FORWARD)
                 )
                 return int(count or 0)
 
@@ -612,7 +620,7 @@ class SqlItemStore:
         """
         with db_engine.wrap_errors("claiming forwarding work"):
             async with self._write() as session, session.begin():
-                ids = await self._due_jobs(session, limit, now)
+                ids = await self._due_jobs(session, _OUTBOX.c.kind == _FORWARD, limit, now)
                 if not ids:
                     return ()
                 await session.execute(
@@ -676,8 +684,11 @@ class SqlItemStore:
                 await _bulk_insert(session, _EVENTS, events)
                 return tuple(claims)
 
-    async def _due_jobs(self, session: AsyncSession, limit: int, now: datetime) -> dict[int, bool]:
-        """Ids of due jobs, locked (expired leases first), each with "was it taken over".
+    async def _due_jobs(
+        self, session: AsyncSession, kind: sa.ColumnElement[bool], limit: int, now: datetime
+    ) -> dict[int, bool]:
+        """Ids of due jobs of ``kind``, locked (expired leases first), each with "was it
+        taken over".
 
         Two queries, each served by ``ix_outbox_claim`` (status, next_attempt_at, id): the
         few claimed rows are scanned for an expired lease, and pending rows are read in the
@@ -685,7 +696,7 @@ class SqlItemStore:
         """
         expired = await session.execute(
             sa.select(_OUTBOX.c.id)
-            .where(_OUTBOX.c.status == _CLAIMED, _OUTBOX.c.lease_until < now)
+            .where(_OUTBOX.c.status == _CLAIMED, kind, _OUTBOX.c.lease_until < now)
             .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -694,7 +705,7 @@ class SqlItemStore:
         if len(due) < limit:
             pending = await session.execute(
                 sa.select(_OUTBOX.c.id)
-                .where(_OUTBOX.c.status == _PENDING, _OUTBOX.c.next_attempt_at <= now)
+                .where(_OUTBOX.c.status == _PENDING, kind, _OUTBOX.c.next_attempt_at <= now)
                 .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
                 .limit(limit - len(due))
                 .with_for_update(skip_locked=True)
@@ -715,7 +726,7 @@ class SqlItemStore:
     async def _take_owned(
         self,
         session: AsyncSession,
-        claims: Sequence[ForwardClaim],
+        claims: Sequence[ForwardClaim | CopyClaim],
         owner: str,
         values: dict[str, Any],
     ) -> list[tuple[int, str, int]]:
@@ -723,7 +734,11 @@ class SqlItemStore:
 
         ``AND owner = :me``: a replica whose lease was taken over changes nothing.
         """
-        ids = [claim.outbox_id for claim in claims]
+        return await self._update_owned(session, [c.outbox_id for c in claims], owner, values)
+
+    async def _update_owned(
+        self, session: AsyncSession, ids: Sequence[int], owner: str, values: dict[str, Any]
+    ) -> list[tuple[int, str, int]]:
         taken: list[tuple[int, str, int]] = []
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             rows = await session.execute(
@@ -776,25 +791,18 @@ class SqlItemStore:
         signed_xml: bytes,
         receipt: CustomsReceipt,
         at: datetime,
+        *,
+        copies: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
         """Complete ``owner``'s claims as FORWARDED; returns how many it still owned.
 
         The declaration (signed bytes and receipt) is stored as evidence even when a
-        takeover voided the claims: it did reach Customs.
+        takeover voided the claims: it did reach Customs. The agency copies of the items
+        still owned are queued in the same transaction.
         """
         with db_engine.wrap_errors("recording forwarded items"):
             async with self._write() as session, session.begin():
-                await session.execute(
-                    self._insert(tables.DECLARATIONS)
-                    .values(
-                        declaration_batch_id=declaration_batch_id,
-                        destination=receipt.destination,
-                        signed_xml=signed_xml,
-                        receipt=receipt.receipt,
-                        sent_at=at,
-                    )
-                    .on_conflict_do_nothing(index_elements=["declaration_batch_id"])
-                )
+                await self._keep_evidence(session, declaration_batch_id, signed_xml, receipt, at)
                 taken = await self._take_owned(
                     session,
                     claims,
@@ -810,7 +818,57 @@ class SqlItemStore:
                     detail,
                     at,
                 )
+                if copies:
+                    await self._queue_copies(
+                        session, [reference for _, reference, _ in taken], copies, at
+                    )
                 return len(taken)
+
+    async def _keep_evidence(
+        self,
+        session: AsyncSession,
+        batch_id: str,
+        signed_xml: bytes,
+        receipt: CustomsReceipt,
+        at: datetime,
+    ) -> None:
+        """Store a sent batch (declaration or agency copy) with its receipt, once per id."""
+        await session.execute(
+            self._insert(tables.DECLARATIONS)
+            .values(
+                declaration_batch_id=batch_id,
+                destination=receipt.destination,
+                signed_xml=signed_xml,
+                receipt=receipt.receipt,
+                sent_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["declaration_batch_id"])
+        )
+
+    async def _queue_copies(
+        self,
+        session: AsyncSession,
+        references: Sequence[str],
+        copies: Mapping[str, Sequence[str]],
+        at: datetime,
+    ) -> None:
+        """One pending ``copy:<agency>`` job per (reference, agency), replacing a pending one."""
+        by_kind: dict[str, list[str]] = {}
+        for reference in references:
+            for agency in dict.fromkeys(copies.get(reference, ())):
+                by_kind.setdefault(_COPY + agency, []).append(reference)
+        rows: list[dict[str, Any]] = []
+        for kind, queued in by_kind.items():
+            for start in range(0, len(queued), _LOOKUP_CHUNK):
+                await session.execute(
+                    sa.delete(_OUTBOX).where(
+                        _OUTBOX.c.reference.in_(queued[start : start + _LOOKUP_CHUNK]),
+                        _OUTBOX.c.kind == kind,
+                        _OUTBOX.c.status == _PENDING,
+                    )
+                )
+            rows.extend(_outbox_row(reference, at, kind) for reference in queued)
+        await _bulk_insert(session, _OUTBOX, rows)
 
     async def record_forward_failure(
         self,
@@ -847,6 +905,130 @@ class SqlItemStore:
                 )
                 return len(taken)
 
+    async def extend_leases(
+        self, outbox_ids: Sequence[int], owner: str, until: datetime, now: datetime
+    ) -> int:
+        """Renew ``owner``'s leases on these jobs to ``until``; a job another replica took
+        over, or that is done, is left alone. Returns how many ``owner`` still held."""
+        with db_engine.wrap_errors("renewing leases"):
+            async with self._write() as session, session.begin():
+                taken = await self._update_owned(
+                    session, list(outbox_ids), owner, {"lease_until": until, "heartbeat_at": now}
+                )
+                return len(taken)
+
+    async def claim_copies(
+        self, owner: str, limit: int, lease_s: float, now: datetime
+    ) -> tuple[CopyClaim, ...]:
+        """Claim up to ``limit`` due agency copy jobs for ``owner`` until ``now + lease_s``,
+        like :meth:`claim_for_forwarding` but without touching the items' states."""
+        with db_engine.wrap_errors("claiming agency copies"):
+            async with self._write() as session, session.begin():
+                kind = _OUTBOX.c.kind.startswith(_COPY, autoescape=True)
+                ids = await self._due_jobs(session, kind, limit, now)
+                if not ids:
+                    return ()
+                await session.execute(
+                    sa.update(_OUTBOX)
+                    .where(_OUTBOX.c.id.in_(ids))
+                    .values(
+                        status=_CLAIMED,
+                        owner=owner,
+                        lease_until=now + timedelta(seconds=lease_s),
+                        heartbeat_at=now,
+                    )
+                )
+                query = (
+                    sa.select(
+                        _OUTBOX.c.id.label("outbox_id"),
+                        _OUTBOX.c.kind,
+                        _OUTBOX.c.attempts,
+                        _ITEMS.c.reference,
+                        _ITEMS.c.operator_id,
+                        _ITEMS.c.item_id,
+                        _ITEMS.c.version,
+                        _ITEMS.c.destination_country,
+                        _ITEMS.c.item_xml,
+                    )
+                    .join(_ITEMS, _ITEMS.c.reference == _OUTBOX.c.reference)
+                    .where(_OUTBOX.c.id.in_(ids))
+                    .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+                )
+                rows = (await session.execute(query)).mappings().all()
+                return tuple(
+                    CopyClaim(
+                        outbox_id=row["outbox_id"],
+                        agency=row["kind"].removeprefix(_COPY),
+                        reference=row["reference"],
+                        operator_id=row["operator_id"],
+                        item_id=row["item_id"],
+                        version=row["version"],
+                        destination_country=row["destination_country"],
+                        item_xml=bytes(row["item_xml"]),
+                        attempts=row["attempts"],
+                    )
+                    for row in rows
+                )
+
+    async def record_copied(
+        self,
+        claims: Sequence[CopyClaim],
+        owner: str,
+        copy_batch_id: str,
+        signed_xml: bytes,
+        receipt: CustomsReceipt,
+        at: datetime,
+    ) -> int:
+        """Complete ``owner``'s copy jobs and keep the copy with the agency's receipt (even
+        when a takeover voided the claims: it did reach the agency)."""
+        with db_engine.wrap_errors("recording agency copies"):
+            async with self._write() as session, session.begin():
+                await self._keep_evidence(session, copy_batch_id, signed_xml, receipt, at)
+                taken = await self._take_owned(
+                    session,
+                    claims,
+                    owner,
+                    {"status": _DONE, "lease_until": None, "last_error": None},
+                )
+                return len(taken)
+
+    async def record_copy_failure(
+        self,
+        claims: Sequence[CopyClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        """Count a failed attempt of ``owner``'s copy jobs: back to pending, or dead. The
+        items keep their state (a copy never changes an item's lifecycle)."""
+        values: dict[str, Any] = {
+            "attempts": _OUTBOX.c.attempts + 1,
+            "last_error": error if not decision.dead else f"{error}; {decision.reason}",
+            "lease_until": None,
+        }
+        if decision.dead:
+            values["status"] = _DEAD
+        else:
+            assert decision.retry_at is not None
+            values |= {"status": _PENDING, "next_attempt_at": decision.retry_at}
+        with db_engine.wrap_errors("recording an agency copy failure"):
+            async with self._write() as session, session.begin():
+                return len(await self._take_owned(session, claims, owner, values))
+
+    async def purge_evidence(self, before: datetime) -> int:
+        """Delete the evidence rows (declaration batches and agency copies with their
+        receipts) sent before ``before``; returns how many went."""
+        evidence = tables.DECLARATIONS
+        with db_engine.wrap_errors("purging old evidence"):
+            async with self._write() as session, session.begin():
+                deleted = await session.execute(
+                    sa.delete(evidence)
+                    .where(evidence.c.sent_at < before)
+                    .returning(evidence.c.declaration_batch_id)
+                )
+                return len(deleted.all())
+
     async def dead_letters(self) -> tuple[StoredItem, ...]:
         """Items whose forwarding gave up, oldest job first."""
         with db_engine.wrap_errors("reading the dead letters"):
@@ -854,7 +1036,7 @@ class SqlItemStore:
                 rows = await session.execute(
                     sa.select(_ITEMS)
                     .join(_OUTBOX, _OUTBOX.c.reference == _ITEMS.c.reference)
-                    .where(_OUTBOX.c.status == _DEAD)
+                    .where(_OUTBOX.c.status == _DEAD, _OUTBOX.c.kind == _FORWARD)
                     .order_by(_OUTBOX.c.id)
                 )
                 return tuple(item_from_row(row) for row in rows.mappings())
@@ -879,7 +1061,11 @@ class SqlItemStore:
                     raise NotFound(f"no item with reference {reference}")
                 revived = await session.execute(
                     sa.update(_OUTBOX)
-                    .where(_OUTBOX.c.reference == reference, _OUTBOX.c.status == _DEAD)
+                    .where(
+                        _OUTBOX.c.reference == reference,
+                        _OUTBOX.c.kind == _FORWARD,
+                        _OUTBOX.c.status == _DEAD,
+                    )
                     .values(
                         status=_PENDING,
                         attempts=0,
