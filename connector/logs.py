@@ -31,6 +31,19 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time (it may be replaced, e.g. by tests)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(
     level: str = "info", log_format: LogFormat = "auto", stream: TextIO | None = None
 ) -> None:
@@ -38,11 +51,11 @@ def configure(
 
     ``auto`` is JSON unless the stream is a terminal.
     """
-    stream = stream or sys.stderr
+    target: TextIO | _CurrentStderr = stream if stream is not None else _CurrentStderr()
     numeric = logging.getLevelNamesMapping().get(level.upper())
     if numeric is None:
         raise ValueError(f"unknown log level {level!r}")
-    as_json = log_format == "json" or (log_format == "auto" and not stream.isatty())
+    as_json = log_format == "json" or (log_format == "auto" and not target.isatty())
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if as_json
@@ -59,6 +72,6 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=structlog.PrintLoggerFactory(target),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -66,3 +66,15 @@ def test_auto_is_json_when_not_a_terminal() -> None:
 def test_unknown_level_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown log level"):
         logs.configure("chatty")
+
+
+def test_default_stream_follows_sys_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replaced (and later closed) stderr never breaks logging: the current one is used."""
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    logs.configure("info", "json")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr("sys.stderr", second)
+    structlog.get_logger("t").info("after")
+    assert json.loads(second.getvalue())["event"] == "after"
