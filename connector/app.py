@@ -25,6 +25,7 @@ from connector.adapters.scheduler import (
     Schedule,
 )
 from connector.adapters.sources import DirectorySource, HttpSource
+from connector.adapters.web.admin import ADMIN_KEYRING, ADMIN_SCHEDULER
 from connector.adapters.web.server import METRICS, build_web_app
 from connector.checks_loader import CheckConfigSource
 from connector.core.checks import CheckConfig
@@ -207,6 +208,8 @@ async def build_app(
         ),
     )
     app[SCHEDULER] = connector.scheduler
+    app[ADMIN_SCHEDULER] = connector.scheduler
+    app[ADMIN_KEYRING] = connector.forwarder.ring if connector.forwarder is not None else None
     if connector.forwarder is not None:
         connector.forwarder.loop.add_listener(app[METRICS].forward_run)
 
