@@ -243,15 +243,39 @@ def _server_ssl(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+async def _run_worker(settings: Settings) -> int:
+    """The background stages only (pulls, forwarding), until SIGTERM or SIGINT."""
+    import signal
+
+    from connector.app import open_connector
+
+    connector = await open_connector(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    connector.start()
+    print("worker running (pulls and forwarding; no HTTP API)", file=sys.stderr, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await connector.close()
+    return EXIT_OK
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from connector.app import build_app, open_connector
 
     settings = _settings(args)
+    if args.role == "worker":
+        return asyncio.run(_run_worker(settings))
+    background = args.role == "all"
 
     async def make_app() -> web.Application:
-        return await build_app(await open_connector(settings))
+        connector = await open_connector(settings)
+        return await build_app(connector, schedule=background, forward=background)
 
     web.run_app(
         make_app(),
@@ -456,6 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     run = with_config(commands.add_parser("run", help="run the service (HTTP API + schedulers)"))
+    run.add_argument(
+        "--role",
+        choices=("all", "api", "worker"),
+        default="all",
+        help="all: API, pulls and forwarding in one process (default); api: the HTTP API only; "
+        "worker: pulls and forwarding only, no HTTP port",
+    )
     run.set_defaults(handler=_cmd_run)
 
     db = commands.add_parser("db", help="database administration")

@@ -81,11 +81,11 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def service(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def service(config: Path, log: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
     """``ead-connector run`` until it answers /healthz; killed on exit whatever happened."""
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "connector", "run", "--config", str(config)],
+            [sys.executable, "-m", "connector", "run", "--config", str(config), *extra],
             stdout=sink,
             stderr=subprocess.STDOUT,
         )

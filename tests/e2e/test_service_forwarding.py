@@ -25,10 +25,12 @@ from connector.sample import generate_batch
 from connector.sample_data import DESTINATION_WEIGHT
 from tests.e2e.test_service import (
     OPERATOR,
+    PG_URL,
     TOKEN,
     accepted_ids,
     cli,
     free_port,
+    fresh_postgres_database,
     push,
     service,
     wait_healthy,
@@ -64,16 +66,24 @@ async def customs(tmp_path: Path) -> AsyncIterator[tuple[MockCustoms, LoopbackPk
         await mock.stop()
 
 
-def _config(tmp_path: Path, port: int, mock: MockCustoms, pki: LoopbackPki) -> Path:
-    client = pki.issue_client("connector")
+def _config(
+    tmp_path: Path,
+    port: int,
+    mock: MockCustoms,
+    pki: LoopbackPki,
+    database_url: str | None = None,
+    name: str = "connector.toml",
+) -> Path:
+    client = pki.issue_client(name.removesuffix(".toml"))
     customs_pem = tmp_path / "customs.pem"
     customs_pem.write_bytes(mock.certificate.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "op.token").write_text(TOKEN)
     countries = ", ".join(f'"{country}"' for country in sorted(DESTINATION_WEIGHT))
-    config = tmp_path / "connector.toml"
+    config = tmp_path / name
+    database_url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
     config.write_text(
         f'connector_id = "EADC-E2E"\n'
-        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "c.db"}"\n'
+        f'[database]\nurl = "{database_url}"\n'
         f"[http]\nport = {port}\n"
         f'[signing]\nkeys_dir = "keys"\n'
         f"[forwarding]\nidle_seconds = 0.2\n"
@@ -123,3 +133,35 @@ async def test_run_forwards_accepted_items_and_follows_a_key_rotation(
     last = mock.received[mock.batches[-1]]
     assert last.signer_fingerprint == signing.fingerprint(ring.active.certificate)
     assert "forward" in (tmp_path / "service.log").read_text()
+
+
+@pytest.mark.skipif(PG_URL is None, reason="needs CONNECTOR_TEST_DATABASE_URL (PostgreSQL)")
+async def test_api_and_worker_roles_split_intake_and_forwarding(
+    tmp_path: Path,
+    customs: tuple[MockCustoms, LoopbackPki, KeyRing],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``run --role api`` takes pushes; a separate ``run --role worker`` forwards them."""
+    mock, pki, _ = customs
+    monkeypatch.setenv("CONNECTOR_KEY_PASSPHRASE", PASSPHRASE)
+    api_port, worker_port = free_port(), free_port()
+    async with fresh_postgres_database() as url:
+        api = _config(tmp_path, api_port, mock, pki, url, "api.toml")
+        worker = _config(tmp_path, worker_port, mock, pki, url, "worker.toml")
+        assert cli("db", "upgrade", "--config", str(api)).returncode == 0
+        base = f"http://127.0.0.1:{api_port}"
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            with service(api, tmp_path / "api.log", "--role", "api") as api_process:
+                await wait_healthy(http, base, api_process)
+                batch = generate_batch(100, seed=5, operator_id=OPERATOR).xml
+                accepted = accepted_ids(await push(http, base, batch))
+                await asyncio.sleep(1.0)
+                assert mock.declarations == {}  # the api role does not forward
+                with service(worker, tmp_path / "worker.log", "--role", "worker") as worker_process:
+                    await _until(lambda: len(mock.declarations) == len(accepted), "forwarding")
+                    worker_process.send_signal(signal.SIGTERM)
+                    assert worker_process.wait(timeout=30) == 0
+                # The worker has no HTTP port.
+                with pytest.raises(aiohttp.ClientConnectionError):
+                    await http.get(f"http://127.0.0.1:{worker_port}/healthz")
+    assert set(mock.declarations.values()) == accepted
