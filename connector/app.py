@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from connector.adapters.db.store import SqlItemStore
+from connector.adapters.keystore import load_certificate
 from connector.adapters.scheduler import (
     CronSchedule,
     IntervalSchedule,
@@ -26,11 +27,13 @@ from connector.adapters.scheduler import (
 )
 from connector.adapters.sources import DirectorySource, HttpSource
 from connector.adapters.web.admin import ADMIN_KEYRING, ADMIN_SCHEDULER
+from connector.adapters.web.customs import DECIDE
 from connector.adapters.web.server import METRICS, build_web_app
 from connector.checks_loader import CheckConfigSource
 from connector.core.checks import CheckConfig
 from connector.flow.accept import AcceptService
 from connector.flow.amend import AmendService
+from connector.flow.decide import DecideService, Destination
 from connector.flow.pull import PullService
 from connector.forwarder import Forwarder, open_forwarder
 from connector.ports import Clock, CustomsGateway, ItemStore, OperatorSource
@@ -97,6 +100,8 @@ class Connector:
     _owns_store: bool = field(default=True, repr=False)
     forwarder: Forwarder | None = None
     """The forward stage (None without Customs destinations)."""
+    decide: DecideService | None = None
+    """The decide stage for Customs responses (None without Customs destinations)."""
 
     def start(self, *, schedule: bool = True, forward: bool = True) -> None:
         """Start the background work: scheduled pulls and the forwarder."""
@@ -117,6 +122,26 @@ class Connector:
                 await source.close()
         if self._owns_store and isinstance(self.store, SqlItemStore):
             await self.store.close()
+
+
+def _decide_service(
+    settings: Settings, store: ItemStore, clock: Clock, forwarder: Forwarder | None
+) -> DecideService | None:
+    """The decide stage: each Customs destination's pinned certificates and countries; the
+    notices are signed with the forwarder's key ring (its active key, rotations followed)."""
+    if forwarder is None:
+        return None
+    ring = forwarder.ring
+    destinations = [
+        Destination(
+            destination.id,
+            tuple(load_certificate(path) for path in destination.certificates),
+            frozenset(destination.countries),
+        )
+        for destination in settings.destinations
+        if destination.kind == "customs"
+    ]
+    return DecideService(store, clock, destinations, lambda: ring.active)
 
 
 async def _check_source(settings: Settings) -> Callable[[], CheckConfig] | None:
@@ -158,6 +183,7 @@ async def open_connector(
         checks = await _check_source(settings)
         owner = owner or default_owner()
         forwarder = open_forwarder(settings, store, clock, owner, gateway=gateway)
+        decide = _decide_service(settings, store, clock, forwarder)
         accept = AcceptService(
             store=store,
             clock=clock,
@@ -185,6 +211,7 @@ async def open_connector(
         owner,
         owns_store,
         forwarder,
+        decide,
     )
 
 
@@ -208,6 +235,7 @@ async def build_app(
         ),
     )
     app[SCHEDULER] = connector.scheduler
+    app[DECIDE] = connector.decide
     app[ADMIN_SCHEDULER] = connector.scheduler
     app[ADMIN_KEYRING] = connector.forwarder.ring if connector.forwarder is not None else None
     if connector.forwarder is not None:

@@ -27,6 +27,7 @@ from connector.errors import ConnectorError, NotFound
 
 if TYPE_CHECKING:
     from connector.core.checks import CheckConfig, Finding
+    from connector.ports import StoredNotice
     from connector.settings import Settings
 
 __all__ = ["main"]
@@ -297,7 +298,9 @@ def _cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_item(item: StoredItem, events: Sequence[ItemEvent]) -> None:
+def _print_item(
+    item: StoredItem, events: Sequence[ItemEvent], notices: Sequence[StoredNotice] = ()
+) -> None:
     print(f"item {item.item_id} of operator {item.operator_id}")
     print(f"  reference    {item.reference}")
     print(
@@ -321,6 +324,15 @@ def _print_item(item: StoredItem, events: Sequence[ItemEvent]) -> None:
             f"    {event.at.isoformat()}  {before:>10} -> {event.to_state.value:<10} "
             f"by {event.actor}{detail}"
         )
+    if notices:
+        print("  notices:")
+        for stored in notices:
+            error = f"  last error: {stored.last_error}" if stored.last_error else ""
+            print(
+                f"    #{stored.sequence}  {stored.notice.notice_id}  "
+                f"{stored.notice.decision.value:<17} {stored.status} "
+                f"after {stored.attempts} attempt(s){error}"
+            )
 
 
 async def _items_show(settings: Settings, item_id: str) -> int:
@@ -334,7 +346,11 @@ async def _items_show(settings: Settings, item_id: str) -> int:
         for index, item in enumerate(items):
             if index:
                 print()
-            _print_item(item, await store.item_events(item.reference))
+            _print_item(
+                item,
+                await store.item_events(item.reference),
+                await store.item_notices(item.reference),
+            )
     finally:
         await store.close()
     return EXIT_OK

@@ -36,18 +36,21 @@ import asyncio
 import json
 import ssl
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final, Literal, cast, get_args
+from typing import Any, Final, Literal, cast, get_args
 
+import aiohttp
 import structlog
 from aiohttp import web
 from cryptography import x509
 from lxml import etree
 
 from connector.core import receipts, signing
+from connector.core.decisions import CustomsResponse, Decision, customs_response_xml
+from connector.core.model import CustomsDecision
 from connector.core.schemas import MessageKind, default_registry
 from connector.core.xmlsafe import DEFAULT_LIMITS, parse_xml
 from connector.errors import (
@@ -57,6 +60,7 @@ from connector.errors import (
     InvalidMessage,
     SignatureInvalid,
 )
+from connector.peers.risk import ItemFacts, RiskRules, facts_of
 from connector.ports import Clock
 
 __all__ = [
@@ -198,6 +202,15 @@ class MockCustoms:
         """The highest version of each ItemReference."""
         self.refusals: list[str] = []
         """The problem code of every 4xx answer, in order."""
+        self.rules = RiskRules()
+        """The risk engine's rules (:mod:`connector.peers.risk`)."""
+        self.decide_as: dict[str, CustomsDecision] = {}
+        """Decisions forced per ItemReference, over the rules (tests)."""
+        self.decided: dict[str, CustomsDecision] = {}
+        """The last decision sent per ItemReference."""
+        self._facts: dict[str, dict[str, ItemFacts]] = {}
+        self._responses = 0
+        self._referrals = 0
         self.copies: dict[str, ReceivedCopy] = {}
         """Accepted agency copies by copy batch id."""
 
@@ -287,6 +300,116 @@ class MockCustoms:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    # --- decisions ------------------------------------------------------------------------
+
+    @property
+    def undecided(self) -> tuple[str, ...]:
+        """The ItemReferences received and not yet decided, in order of receipt."""
+        return tuple(reference for reference in self.items if reference not in self.decided)
+
+    def decision_for(self, reference: str, code: CustomsDecision | None = None) -> Decision:
+        """The decision on a received item: ``code``, else :attr:`decide_as`, else the rules.
+
+        Raises:
+            KeyError: the item was never received.
+        """
+        declaration = self.items[reference]
+        batch = self.received[declaration.declaration_batch_id]
+        reason = "decided by the test"
+        if code is None:
+            code = self.decide_as.get(reference)
+        if code is None:
+            code, reason = self.rules.decide(self._item_facts(batch)[reference])
+        interim = code in (CustomsDecision.REQUEST_INFO, CustomsDecision.REQUEST_SCREENING)
+        return Decision(
+            item_reference=reference,
+            item_id=declaration.item_id,
+            code=code,
+            reason=reason,
+            customs_reference=batch.customs_reference,
+            required_action="answer the referral" if interim else None,
+            referral_reference=self._next_referral() if interim else None,
+        )
+
+    def _next_referral(self) -> str:
+        self._referrals += 1
+        return f"RF-MOCK-{self._referrals:08d}"
+
+    def _item_facts(self, batch: ReceivedBatch) -> dict[str, ItemFacts]:
+        """The rules' facts of each item of a stored batch (parsed once)."""
+        facts = self._facts.get(batch.declaration_batch_id)
+        if facts is None:
+            root = parse_xml(batch.signed_xml)
+            facts = {
+                (node.findtext(f"{{{_BATCH_NS}}}ItemReference") or ""): facts_of(
+                    _child(node, "Item")
+                )
+                for node in _child(root, "Declarations")
+            }
+            self._facts[batch.declaration_batch_id] = facts
+        return facts
+
+    def customs_response(
+        self,
+        decisions: Sequence[Decision],
+        *,
+        response_id: str | None = None,
+        issued_at: datetime | None = None,
+        destination: str | None = None,
+        key: signing.SigningKey | None = None,
+    ) -> bytes:
+        """A customs response carrying ``decisions``, signed (by default with the mock's key,
+        now, to :attr:`destination`, with a new response id)."""
+        self._responses += 1
+        now = self.clock.now()
+        response = CustomsResponse(
+            response_id=response_id or f"RSP-MOCK-{now:%Y%m%d%H%M%S}-{self._responses:06d}",
+            destination=destination or self.destination or "",
+            declaration_batch_id=None,
+            issued_at=issued_at or now.replace(microsecond=0),
+            decisions=tuple(decisions),
+        )
+        return signing.sign(customs_response_xml(response), key or self.signing_key)
+
+    def responses_url(self, connector_url: str, destination: str | None = None) -> str:
+        """The connector's callback route for this destination."""
+        return f"{connector_url.rstrip('/')}/v1/customs/{destination or self.destination}/responses"
+
+    async def send_decisions(
+        self,
+        connector_url: str,
+        decide: Mapping[str, CustomsDecision] | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """POST one signed response to the connector: a decision on each item received and
+        not yet decided, or on exactly the items of ``decide`` (a later decision, e.g. RELEASE
+        after HOLD). Returns the HTTP status and the JSON answer; on 200 the items count as
+        decided (:attr:`decided`)."""
+        references = list(decide) if decide is not None else list(self.undecided)
+        if not references:
+            return 204, {}
+        decisions = [
+            self.decision_for(reference, (decide or {}).get(reference)) for reference in references
+        ]
+        body = self.customs_response(decisions)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                self.responses_url(connector_url),
+                data=body,
+                headers={"Content-Type": "application/xml"},
+                ssl=ssl_context if ssl_context is not None else True,
+            ) as answer,
+        ):
+            status = answer.status
+            payload: dict[str, Any] = await answer.json(content_type=None)
+        if status == 200:
+            for decision in decisions:
+                self.decided[decision.item_reference] = decision.code
+        _log.info("mock_customs.decisions_sent", status=status, decisions=len(decisions))
+        return status, payload
 
     # --- the route ------------------------------------------------------------------------
 

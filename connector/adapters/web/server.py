@@ -13,7 +13,7 @@ says only "ok" or ``store_unavailable``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
@@ -33,7 +33,7 @@ from connector.errors import (
 )
 from connector.flow.accept import AcceptService
 from connector.flow.amend import AmendService
-from connector.ports import Clock, ItemStore
+from connector.ports import Clock, ItemStore, StoredNotice
 
 if TYPE_CHECKING:
     from connector.adapters.web.metrics import Metrics
@@ -172,8 +172,11 @@ def _acknowledgement_response(ack: Acknowledgement, as_json: bool) -> web.Respon
     return response
 
 
-def item_view(item: StoredItem, events: tuple[ItemEvent, ...]) -> dict[str, object]:
-    """The JSON form of an operator's item with its history, oldest event first."""
+def item_view(
+    item: StoredItem, events: tuple[ItemEvent, ...], notices: Sequence[StoredNotice] = ()
+) -> dict[str, object]:
+    """The JSON form of an operator's item with its history, oldest event first, and the
+    notices of its decisions with their delivery state."""
     return {
         "item_id": item.item_id,
         "reference": item.reference,
@@ -194,6 +197,18 @@ def item_view(item: StoredItem, events: tuple[ItemEvent, ...]) -> dict[str, obje
                 "detail": event.detail,
             }
             for event in events
+        ],
+        "notices": [
+            {
+                "notice_id": stored.notice.notice_id,
+                "sequence": stored.sequence,
+                "decision": stored.notice.decision.value,
+                "issued_at": stored.notice.issued_at.isoformat(),
+                "delivery": stored.status,
+                "attempts": stored.attempts,
+                "last_error": stored.last_error,
+            }
+            for stored in notices
         ],
     }
 
@@ -262,7 +277,11 @@ async def get_item(request: web.Request) -> web.Response:
     if item is None or item.operator_id != operator.operator_id:
         # The same answer whether the item is missing or someone else's: no existence oracle.
         raise NotFound(f"you have no item {item_id[:64]!r}")
-    return _json(item_view(item, await store.item_events(item.reference)))
+    events, notices = (
+        await store.item_events(item.reference),
+        await store.item_notices(item.reference),
+    )
+    return _json(item_view(item, events, notices))
 
 
 ROUTES: Final = (
@@ -319,5 +338,10 @@ def build_web_app(
     from connector.adapters.web.admin import ADMIN_ROUTES  # admin.py reads the keys above
 
     app.add_routes(ADMIN_ROUTES)
+    from connector.adapters.web.customs import CUSTOMS_ROUTES  # its handler reads the keys above
+    from connector.adapters.web.notices import NOTICES_ROUTES
+
+    app.add_routes(CUSTOMS_ROUTES)
+    app.add_routes(NOTICES_ROUTES)
     app.add_routes(METRICS_ROUTES)
     return app

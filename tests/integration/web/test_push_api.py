@@ -431,6 +431,7 @@ async def test_operator_reads_its_item_with_events(
                 "detail": "validated",
             },
         ],
+        "notices": [],
     }
 
 
