@@ -64,7 +64,7 @@ def write_config(
     config = directory / "connector.toml"
     config.write_text(
         f'[database]\nurl = "{database_url}"\n'
-        f"[http]\nport = {port}\n"
+        f"[http]\nport = {port}\nrate_limit_per_second = 0  # load tests push as fast as they can\n"
         f'[[operators]]\nid = "{OPERATOR}"\ntoken_file = "op.token"\n{pull}'
     )
     return config

@@ -344,4 +344,7 @@ def build_web_app(
     app.add_routes(CUSTOMS_ROUTES)
     app.add_routes(NOTICES_ROUTES)
     app.add_routes(METRICS_ROUTES)
+    from connector.adapters.web.openapi import OPENAPI_ROUTES
+
+    app.add_routes(OPENAPI_ROUTES)
     return app
