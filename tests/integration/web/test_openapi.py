@@ -15,9 +15,7 @@ Client = TestClient[web.Request, web.Application]
 
 def _routes(app: web.Application) -> set[tuple[str, str]]:
     return {
-        (route.method, route.name or "")
-        for route in app.router.routes()
-        if route.method != "HEAD"
+        (route.method, route.name or "") for route in app.router.routes() if route.method != "HEAD"
     }
 
 
