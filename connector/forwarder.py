@@ -365,6 +365,7 @@ def open_forwarder(
         lambda outcome: outcome.claimed > 0 and outcome.error is None,
         idle_s=forwarding.idle_seconds,
         on_outcome=copies_queued,
+        workers=forwarding.concurrency,
     )
     purge = EvidencePurge(store, clock, forwarding.evidence_retention_days)
     purge_loop: StageLoop[int] = StageLoop(

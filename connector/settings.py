@@ -428,6 +428,8 @@ class ForwardingSettings(BaseModel):
 
     batch_size: int = Field(default=500, ge=1, le=10_000)
     """Most items claimed and sent per declaration batch."""
+    concurrency: int = Field(default=2, ge=1, le=32)
+    """Batches in flight at once per process (one is signed while another waits for Customs)."""
     idle_seconds: float = Field(default=1.0, gt=0)
     """Pause between forward runs when there was nothing to send."""
     lease_seconds: float = Field(default=60.0, gt=0)

@@ -6,7 +6,9 @@ intake for the forwarder). An exception never ends the loop: it is logged and th
 waits ``error_backoff_s``; the stages themselves record their failures durably, so a lost
 run only delays work. :meth:`StageLoop.stop` lets the run in flight finish within a timeout
 (graceful shutdown: a send is not cut in half when avoidable), then cancels it; work a
-cancelled run had claimed is taken over when its lease ends.
+cancelled run had claimed is taken over when its lease ends. With ``workers`` > 1 that many
+runs go on at once (e.g. one batch signed while another waits for Customs); the stages claim
+disjoint work with leases, so concurrent runs never take the same item.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -36,8 +38,12 @@ class StageLoop(Generic[_Outcome]):
         idle_s: float = 1.0,
         error_backoff_s: float = 5.0,
         on_outcome: Callable[[_Outcome], None] | None = None,
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError(f"a loop needs at least one worker, not {workers}")
         self.name = name
+        self.workers = workers
         self._run_once = run_once
         self._busy = busy
         self._idle_s = idle_s
@@ -45,7 +51,7 @@ class StageLoop(Generic[_Outcome]):
         self._listeners: list[Callable[[_Outcome], None]] = [on_outcome] if on_outcome else []
         self._wake = asyncio.Event()
         self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
         self.runs = 0
         self.errors = 0
 
@@ -58,10 +64,13 @@ class StageLoop(Generic[_Outcome]):
         return self._task is not None and not self._task.done()
 
     def start(self) -> None:
-        """Start the loop as a task of the running event loop (once)."""
+        """Start the loop (``workers`` concurrent runs) in the running event loop, once."""
         if self._task is None:
             self._stopping = False
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
+            self._task = asyncio.get_running_loop().create_task(self._workers(), name=self.name)
+
+    async def _workers(self) -> None:
+        await asyncio.gather(*(self._loop() for _ in range(self.workers)))
 
     def wake(self) -> None:
         """Run again now instead of at the end of the idle pause."""

@@ -86,3 +86,25 @@ async def test_stop_cancels_a_run_that_takes_too_long() -> None:
     await loop.stop(timeout_s=0.05)
     assert stage.finished == 0
     assert not loop.running
+
+
+async def test_workers_run_concurrently() -> None:
+    """Two workers: a second run starts while the first still waits."""
+    running = 0
+    most = 0
+    gate = asyncio.Event()
+
+    async def run_once() -> bool:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await gate.wait()
+        running -= 1
+        return False
+
+    loop = StageLoop("t", run_once, bool, idle_s=3600, workers=2)
+    loop.start()
+    await _until(lambda: most == 2)
+    gate.set()
+    await loop.stop()
+    assert most == 2
