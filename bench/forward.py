@@ -46,8 +46,8 @@ OPERATOR = "PL-POCZTA"
 DESTINATION = "EU-ICS2"
 PASSPHRASE = b"bench passphrase"
 BATCH = 1_000
-#: Forward stages running at once (as replicas or concurrent loops would).
-WORKERS = 1
+#: Forward runs at once, as forwarding.concurrency (default 2) runs them in the service.
+WORKERS = 2
 
 
 def _baseline(batches: list[bytes], key: signing.SigningKey) -> None:
