@@ -32,6 +32,8 @@ output) and an ``http_status``; the class docstring is its default message.
     │   ├── ResponseReplayed                        409  response_replayed
     │   └── ResponseMisdirected                     400  response_misdirected
     ├── ReferralMismatch                            409  referral_mismatch
+    ├── WebhookUnavailable                          502  webhook_unavailable (retried)
+    ├── WebhookRefused                              502  webhook_refused (not retried)
     ├── ConfigurationError                          500  configuration_invalid
     ├── SignatureInvalid                            400  signature_invalid
     │   └── CertificateUntrusted                    400  certificate_untrusted
@@ -70,6 +72,8 @@ __all__ = [
     "TooManyRequests",
     "UnknownCode",
     "UnsupportedMediaType",
+    "WebhookRefused",
+    "WebhookUnavailable",
     "XmlDoctypeForbidden",
     "XmlEncodingUnsupported",
     "XmlMalformed",
@@ -262,6 +266,20 @@ class ReferralMismatch(ConnectorError):
 
     code = "referral_mismatch"
     http_status = 409
+
+
+class WebhookUnavailable(ConnectorError):
+    """The operator's webhook could not take the notice now; it will be sent again."""
+
+    code = "webhook_unavailable"
+    http_status = 502
+
+
+class WebhookRefused(ConnectorError):
+    """The operator's webhook refused the notice; sending it again would not help."""
+
+    code = "webhook_refused"
+    http_status = 502
 
 
 class ConfigurationError(ConnectorError):

@@ -6,7 +6,7 @@ Each port has a real adapter under :mod:`connector.adapters` and an in-memory fa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -34,6 +34,8 @@ __all__ = [
     "FetchedBatch",
     "ForwardClaim",
     "ItemStore",
+    "NoticeClaim",
+    "NoticeWebhook",
     "OperatorRecord",
     "OperatorSource",
     "ReceivedResponse",
@@ -274,6 +276,59 @@ class ItemStore(Protocol):
         """An item's notices in sequence order, with their delivery state."""
         ...
 
+    # -- webhook delivery of the notices ----------------------------------------------------
+
+    async def claim_notices(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        now: datetime,
+        *,
+        operators: Collection[str],
+    ) -> tuple[NoticeClaim, ...]:
+        """Claim up to ``limit`` due notices of ``operators`` (those with a webhook) for
+        ``owner`` until ``now + lease_s``.
+
+        Due: pending with ``next_attempt_at <= now``, or claimed with an expired lease. A
+        notice is never claimed while an earlier notice of its item is pending or claimed, so
+        an item's notices are delivered in sequence order (a dead one no longer holds the
+        next back). Items go by their most urgent undelivered notice (DO_NOT_LOAD first),
+        then by sequence; the claims come in that order.
+        """
+        ...
+
+    async def record_notice_delivered(
+        self, claims: Sequence[NoticeClaim], owner: str, at: datetime
+    ) -> int:
+        """Mark the notices ``owner`` still holds delivered (the attempt counted); an item
+        still DECIDED whose latest notice this is moves to NOTIFIED with its event, in the
+        same transaction. Returns how many ``owner`` still held."""
+        ...
+
+    async def record_notice_failure(
+        self,
+        claims: Sequence[NoticeClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        """Count a failed attempt of the notices ``owner`` still holds: pending again at
+        ``decision.retry_at``, or dead (still in the feed, listed by :meth:`dead_notices`).
+        The items keep their state."""
+        ...
+
+    async def extend_notice_leases(
+        self, sequences: Sequence[int], owner: str, until: datetime, now: datetime
+    ) -> int:
+        """Renew the leases of the notices ``owner`` still holds to ``until``; how many."""
+        ...
+
+    async def dead_notices(self, limit: int = 1000) -> tuple[StoredNotice, ...]:
+        """Notices whose webhook delivery gave up, oldest first (administration)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class DecisionTarget:
@@ -337,6 +392,36 @@ class StoredNotice:
     def sequence(self) -> int:
         assert self.notice.sequence is not None
         return self.notice.sequence
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeClaim:
+    """One notice claimed for webhook delivery: the signed bytes and the lease's history."""
+
+    notice: ItemNotice  # with its sequence
+    signed_xml: bytes  # exactly as stored (and as the feed serves it)
+    attempts: int  # previous attempts, 0 the first time
+    taken_over: bool = False  # claimed from a replica whose lease ran out
+
+    @property
+    def sequence(self) -> int:
+        assert self.notice.sequence is not None
+        return self.notice.sequence
+
+
+class NoticeWebhook(Protocol):
+    """POSTs signed notices to operators' webhooks."""
+
+    async def deliver(self, url: str, notice_id: str, signed_xml: bytes) -> None:
+        """Deliver one signed notice; return when the webhook answered 2xx.
+
+        Raises:
+            WebhookUnavailable: not delivered now (connection, timeout, TLS, 408/425/429,
+                5xx, redirects, 401/403/404/405): send again later.
+            WebhookRefused: the webhook refused the notice (another 4xx): sending the same
+                bytes again would not help.
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True)

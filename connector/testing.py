@@ -7,7 +7,7 @@ both), keep everything in dictionaries and never touch the network or the disk.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -34,6 +34,7 @@ from connector.ports import (
     DecisionTarget,
     DecisionToApply,
     ForwardClaim,
+    NoticeClaim,
     OperatorRecord,
     ReceivedResponse,
     ScheduleState,
@@ -118,6 +119,7 @@ class InMemoryItemStore:
         self.responses: dict[tuple[str, str], ReceivedResponse] = {}  # by (destination, id)
         self.notices: list[StoredNotice] = []  # in sequence order
         self.referrals: dict[str, str | None] = {}  # referral reference by item reference
+        self.notice_leases: dict[int, tuple[str, datetime]] = {}  # sequence -> owner, until
 
     def _event(
         self,
@@ -699,3 +701,141 @@ class InMemoryItemStore:
 
     async def item_notices(self, reference: str) -> tuple[StoredNotice, ...]:
         return tuple(stored for stored in self.notices if stored.notice.item_reference == reference)
+
+    # -- webhook delivery of the notices ----------------------------------------------------
+
+    def _notice(self, sequence: int) -> StoredNotice:
+        return self.notices[sequence - 1]  # sequences are positions from 1
+
+    def _set_notice(self, stored: StoredNotice) -> None:
+        self.notices[stored.sequence - 1] = stored
+
+    async def claim_notices(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        now: datetime,
+        *,
+        operators: Collection[str],
+    ) -> tuple[NoticeClaim, ...]:
+        async with self._lock:
+            wanted = set(operators)
+            undelivered = ("pending", "claimed")
+            heads: dict[str, StoredNotice] = {}
+            urgency: dict[str, int] = {}
+            for stored in self.notices:  # in sequence order: the first undelivered is the head
+                if stored.status not in undelivered:
+                    continue
+                reference = stored.notice.item_reference
+                heads.setdefault(reference, stored)
+                urgency[reference] = min(urgency.get(reference, 99), stored.notice.priority)
+            due: list[StoredNotice] = []
+            for head in heads.values():
+                if head.notice.operator_id not in wanted:
+                    continue
+                lease = self.notice_leases.get(head.sequence)
+                if head.status == "pending":
+                    if head.next_attempt_at is not None and head.next_attempt_at > now:
+                        continue
+                elif lease is not None and lease[1] >= now:
+                    continue
+                due.append(head)
+            due.sort(key=lambda s: (urgency[s.notice.item_reference], s.sequence))
+            claims = []
+            for stored in due[: max(limit, 0)]:
+                self.notice_leases[stored.sequence] = (owner, now + timedelta(seconds=lease_s))
+                self._set_notice(replace(stored, status="claimed"))
+                claims.append(
+                    NoticeClaim(
+                        stored.notice,
+                        stored.signed_xml,
+                        stored.attempts,
+                        taken_over=stored.status == "claimed",
+                    )
+                )
+            return tuple(claims)
+
+    def _owned_notices(self, claims: Sequence[NoticeClaim], owner: str) -> list[StoredNotice]:
+        owned = []
+        for claim in claims:
+            stored = self._notice(claim.sequence)
+            lease = self.notice_leases.get(claim.sequence)
+            if stored.status == "claimed" and lease is not None and lease[0] == owner:
+                owned.append(stored)
+        return owned
+
+    async def record_notice_delivered(
+        self, claims: Sequence[NoticeClaim], owner: str, at: datetime
+    ) -> int:
+        async with self._lock:
+            owned = self._owned_notices(claims, owner)
+            for stored in owned:
+                self.notice_leases[stored.sequence] = (owner, at)
+                self._set_notice(
+                    replace(
+                        stored, status="delivered", delivered_at=at, attempts=stored.attempts + 1
+                    )
+                )
+                reference = stored.notice.item_reference
+                latest = max(
+                    n.sequence for n in self.notices if n.notice.item_reference == reference
+                )
+                item = self._by_reference(reference)
+                if item.state is ItemState.DECIDED and latest == stored.sequence:
+                    notified, event = lifecycle.notified(
+                        item,
+                        "connector",
+                        at,
+                        f"notice {stored.notice.notice_id} delivered to the webhook",
+                    )
+                    self.events.setdefault(reference, []).append(event)
+                    self.items[(item.operator_id, item.item_id)] = notified
+            return len(owned)
+
+    async def record_notice_failure(
+        self,
+        claims: Sequence[NoticeClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        async with self._lock:
+            owned = self._owned_notices(claims, owner)
+            for stored in owned:
+                self.notice_leases[stored.sequence] = (owner, at)
+                attempts = stored.attempts + 1
+                if decision.dead:
+                    failed = replace(
+                        stored,
+                        status="dead",
+                        attempts=attempts,
+                        last_error=f"{error}; {decision.reason}",
+                    )
+                else:
+                    assert decision.retry_at is not None
+                    failed = replace(
+                        stored,
+                        status="pending",
+                        attempts=attempts,
+                        last_error=error,
+                        next_attempt_at=decision.retry_at,
+                    )
+                self._set_notice(failed)
+            return len(owned)
+
+    async def extend_notice_leases(
+        self, sequences: Sequence[int], owner: str, until: datetime, now: datetime
+    ) -> int:
+        async with self._lock:
+            held = 0
+            for sequence in sequences:
+                lease = self.notice_leases.get(sequence)
+                if self._notice(sequence).status == "claimed" and lease and lease[0] == owner:
+                    self.notice_leases[sequence] = (owner, until)
+                    held += 1
+            return held
+
+    async def dead_notices(self, limit: int = 1000) -> tuple[StoredNotice, ...]:
+        return tuple(stored for stored in self.notices if stored.status == "dead")[: max(limit, 0)]

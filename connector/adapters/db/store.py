@@ -10,7 +10,7 @@ ORM objects, and raises only :class:`~connector.errors.ConnectorError`\\ s (tran
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -51,6 +51,7 @@ from connector.ports import (
     DecisionTarget,
     DecisionToApply,
     ForwardClaim,
+    NoticeClaim,
     OperatorRecord,
     ReceivedResponse,
     ScheduleState,
@@ -1388,6 +1389,222 @@ class SqlItemStore:
                     .order_by(notices.c.sequence)
                 )
                 return tuple(notice_from_row(row) for row in rows.mappings())
+
+    # -- webhook delivery of the notices ----------------------------------------------------
+
+    async def claim_notices(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        now: datetime,
+        *,
+        operators: Collection[str],
+    ) -> tuple[NoticeClaim, ...]:
+        """Claim due notices of ``operators`` for ``owner`` (see the port).
+
+        Only the head of each item's chain of undelivered notices is due, so an item's
+        notices go out in sequence order; heads go by their item's most urgent undelivered
+        notice, then by sequence. PostgreSQL skips rows other claimers hold locked (and a
+        head locked by another claimer keeps its followers back as undelivered); SQLite runs
+        under BEGIN IMMEDIATE, one writer at a time.
+        """
+        wanted = sorted(set(operators))
+        if not wanted or limit <= 0:
+            return ()
+        notices = tables.NOTICES
+        with db_engine.wrap_errors("claiming notices"):
+            async with self._write() as session, session.begin():
+                rows = (await session.execute(_due_notices(wanted, limit, now))).all()
+                if not rows:
+                    return ()
+                order = [row.sequence for row in rows]
+                taken_over = {row.sequence: row.status == _CLAIMED for row in rows}
+                await session.execute(
+                    sa.update(notices)
+                    .where(notices.c.sequence.in_(order))
+                    .values(
+                        status=_CLAIMED, owner=owner, lease_until=now + timedelta(seconds=lease_s)
+                    )
+                )
+                claimed = await session.execute(
+                    sa.select(notices).where(notices.c.sequence.in_(order))
+                )
+                by_sequence = {row["sequence"]: notice_from_row(row) for row in claimed.mappings()}
+                return tuple(
+                    NoticeClaim(
+                        notice=by_sequence[sequence].notice,
+                        signed_xml=by_sequence[sequence].signed_xml,
+                        attempts=by_sequence[sequence].attempts,
+                        taken_over=taken_over[sequence],
+                    )
+                    for sequence in order
+                )
+
+    async def record_notice_delivered(
+        self, claims: Sequence[NoticeClaim], owner: str, at: datetime
+    ) -> int:
+        """Deliver ``owner``'s notices; their items move DECIDED -> NOTIFIED when the notice
+        is the item's latest (a later decision waits for its own notice)."""
+        notices = tables.NOTICES
+        with db_engine.wrap_errors("recording delivered notices"):
+            async with self._write() as session, session.begin():
+                taken = await self._update_owned_notices(
+                    session,
+                    [claim.sequence for claim in claims],
+                    owner,
+                    {
+                        "status": "delivered",
+                        "delivered_at": at,
+                        "lease_until": None,
+                        "attempts": notices.c.attempts + 1,
+                    },
+                )
+                if taken:
+                    await self._notified(session, taken, at)
+                return len(taken)
+
+    async def _notified(
+        self, session: AsyncSession, delivered: Sequence[tuple[int, str, str]], at: datetime
+    ) -> None:
+        """Move the items still DECIDED whose latest notice was just delivered to NOTIFIED."""
+        notices = tables.NOTICES
+        references = sorted({reference for _, reference, _ in delivered})
+        latest: dict[str, int] = {}
+        items: dict[str, StoredItem] = {}
+        for start in range(0, len(references), _LOOKUP_CHUNK):
+            chunk = references[start : start + _LOOKUP_CHUNK]
+            rows = await session.execute(
+                sa.select(_ITEMS)
+                .where(_ITEMS.c.reference.in_(chunk))
+                .order_by(_ITEMS.c.reference)
+                .with_for_update()  # PostgreSQL; SQLite holds the write lock
+            )
+            items.update({row["reference"]: item_from_row(row) for row in rows.mappings()})
+            newest = await session.execute(
+                sa.select(notices.c.reference, sa.func.max(notices.c.sequence).label("newest"))
+                .where(notices.c.reference.in_(chunk))
+                .group_by(notices.c.reference)
+            )
+            latest.update({row.reference: row.newest for row in newest})
+        moved: list[str] = []
+        events: list[dict[str, Any]] = []
+        for sequence, reference, notice_id in delivered:
+            item = items.get(reference)
+            if item is None or item.state is not ItemState.DECIDED:
+                continue
+            if latest.get(reference) != sequence:
+                continue
+            notified, event = lifecycle.notified(
+                item, "connector", at, f"notice {notice_id} delivered to the webhook"
+            )
+            items[reference] = notified
+            moved.append(reference)
+            events.append(event_to_row(event))
+        await self._set_state(session, moved, ItemState.NOTIFIED, at)
+        await _bulk_insert(session, _EVENTS, events)
+
+    async def record_notice_failure(
+        self,
+        claims: Sequence[NoticeClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        """Count a failed attempt of ``owner``'s notices: pending again later, or dead."""
+        notices = tables.NOTICES
+        values: dict[str, Any] = {
+            "attempts": notices.c.attempts + 1,
+            "last_error": error if not decision.dead else f"{error}; {decision.reason}",
+            "lease_until": None,
+        }
+        if decision.dead:
+            values["status"] = _DEAD
+        else:
+            assert decision.retry_at is not None
+            values |= {"status": _PENDING, "next_attempt_at": decision.retry_at}
+        with db_engine.wrap_errors("recording a notice delivery failure"):
+            async with self._write() as session, session.begin():
+                taken = await self._update_owned_notices(
+                    session, [claim.sequence for claim in claims], owner, values
+                )
+                return len(taken)
+
+    async def extend_notice_leases(
+        self, sequences: Sequence[int], owner: str, until: datetime, now: datetime
+    ) -> int:
+        with db_engine.wrap_errors("renewing notice leases"):
+            async with self._write() as session, session.begin():
+                taken = await self._update_owned_notices(
+                    session, list(sequences), owner, {"lease_until": until}
+                )
+                return len(taken)
+
+    async def _update_owned_notices(
+        self, session: AsyncSession, sequences: Sequence[int], owner: str, values: dict[str, Any]
+    ) -> list[tuple[int, str, str]]:
+        """Update the notices ``owner`` still holds; (sequence, reference, notice id) of each.
+
+        ``AND owner = :me``: a replica whose lease was taken over changes nothing.
+        """
+        notices = tables.NOTICES
+        taken: list[tuple[int, str, str]] = []
+        for start in range(0, len(sequences), _LOOKUP_CHUNK):
+            rows = await session.execute(
+                sa.update(notices)
+                .where(
+                    notices.c.sequence.in_(sequences[start : start + _LOOKUP_CHUNK]),
+                    notices.c.owner == owner,
+                    notices.c.status == _CLAIMED,
+                )
+                .values(values)
+                .returning(notices.c.sequence, notices.c.reference, notices.c.notice_id)
+            )
+            taken.extend((row.sequence, row.reference, row.notice_id) for row in rows)
+        return taken
+
+    async def dead_notices(self, limit: int = 1000) -> tuple[StoredNotice, ...]:
+        notices = tables.NOTICES
+        with db_engine.wrap_errors("reading the dead notices"):
+            async with self._read() as session, session.begin():
+                rows = await session.execute(
+                    sa.select(notices)
+                    .where(notices.c.status == _DEAD)
+                    .order_by(notices.c.sequence)
+                    .limit(max(limit, 0))
+                )
+                return tuple(notice_from_row(row) for row in rows.mappings())
+
+
+def _due_notices(operators: Sequence[str], limit: int, now: datetime) -> sa.Select[Any]:
+    """The sequence and status of the due heads of ``operators``' notice chains, in claim
+    order, locked (PostgreSQL: rows other claimers hold are skipped)."""
+    notices = tables.NOTICES
+    undelivered = (_PENDING, _CLAIMED)
+    earlier = notices.alias("earlier")
+    chain = notices.alias("chain")
+    blocked = sa.exists().where(
+        earlier.c.reference == notices.c.reference,
+        earlier.c.sequence < notices.c.sequence,
+        earlier.c.status.in_(undelivered),
+    )
+    urgency = (
+        sa.select(sa.func.min(chain.c.priority))
+        .where(chain.c.reference == notices.c.reference, chain.c.status.in_(undelivered))
+        .scalar_subquery()
+    )
+    due = sa.or_(
+        sa.and_(notices.c.status == _PENDING, notices.c.next_attempt_at <= now),
+        sa.and_(notices.c.status == _CLAIMED, notices.c.lease_until < now),
+    )
+    return (
+        sa.select(notices.c.sequence, notices.c.status)
+        .where(notices.c.operator_id.in_(operators), due, ~blocked)
+        .order_by(urgency, notices.c.sequence)
+        .limit(limit)
+        .with_for_update(of=notices, skip_locked=True)
+    )
 
 
 #: The PostgreSQL advisory lock key that serialises notice writers ("EADNOTIC").
