@@ -14,6 +14,7 @@ from typing import Protocol
 from connector.core.checks.outcome import Finding
 from connector.core.decisions import DecisionProblem
 from connector.core.model import (
+    CustomsDecision,
     IncomingItem,
     Intake,
     IntakeResult,
@@ -21,9 +22,11 @@ from connector.core.model import (
     StoredItem,
 )
 from connector.core.notices import ItemNotice
+from connector.core.referrals import ReferralAnswer
 from connector.core.retry import RetryDecision
 
 __all__ = [
+    "AnswerClaim",
     "AppliedResponse",
     "Clock",
     "CopyClaim",
@@ -38,8 +41,11 @@ __all__ = [
     "NoticeWebhook",
     "OperatorRecord",
     "OperatorSource",
+    "ReceivedAnswer",
     "ReceivedResponse",
+    "RecordedAnswer",
     "ScheduleState",
+    "StoredAnswer",
     "StoredNotice",
 ]
 
@@ -240,7 +246,63 @@ class ItemStore(Protocol):
         ...
 
     async def replay(self, reference: str, at: datetime) -> StoredItem:
-        """Queue a DEAD item for forwarding again, now."""
+        """Queue a DEAD item for forwarding again, now (its dead forward or answer job)."""
+        ...
+
+    # -- referral answers --------------------------------------------------------------------
+
+    async def record_answer(self, answer: ReceivedAnswer) -> RecordedAnswer:
+        """Store an operator's referral answer and queue it for Customs, in one transaction.
+
+        An answer already stored under (operator, answer id) with the same digest is a no-op
+        returning the first result (``duplicate`` set); with another digest it raises
+        IllegalTransition. Otherwise the operator's item is locked and the answer checked
+        against its pending referral (:func:`connector.core.referrals.check_answer`: NotFound
+        when none is pending, ReferralMismatch for another reference or kind); the item moves
+        to FORWARDING (:func:`connector.core.lifecycle.answer_forwarding`) with its event, and
+        one ``answer`` job is queued, due at ``answer.received_at``.
+        """
+        ...
+
+    async def claim_answers(
+        self, owner: str, limit: int, lease_s: float, now: datetime
+    ) -> tuple[AnswerClaim, ...]:
+        """Claim due ``answer`` jobs (and expired claims of crashed workers) for ``owner``
+        until ``now + lease_s``. The items stay FORWARDING."""
+        ...
+
+    async def record_answer_sent(
+        self,
+        claim: AnswerClaim,
+        owner: str,
+        signed_xml: bytes,
+        receipt: CustomsReceipt,
+        at: datetime,
+    ) -> bool:
+        """Complete the job if ``owner`` still holds it: the item, if still FORWARDING, moves
+        to FORWARDED (awaiting the final decision) with its event. The signed answer and the
+        receipt are kept with the answer either way (it did reach Customs)."""
+        ...
+
+    async def record_answer_failure(
+        self,
+        claims: Sequence[AnswerClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        """Schedule a retry of the answer jobs or make them (and their items, if still
+        FORWARDING) DEAD, per ``decision``; owner-guarded. Returns how many were held."""
+        ...
+
+    async def answers_of(self, reference: str) -> tuple[StoredAnswer, ...]:
+        """An item's referral answers, oldest first, with how far each got."""
+        ...
+
+    async def save_cursor(self, source_id: str, cursor: str, at: datetime) -> None:
+        """Move a pull cursor outside an intake (e.g. ``customs:<destination>`` for a polled
+        Customs feed); forgets the last pull error."""
         ...
 
     # -- the return path: Customs decisions and notices --------------------------------------
@@ -504,3 +566,68 @@ class CustomsGateway(Protocol):
         create a second declaration at Customs.
         """
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedAnswer:
+    """A validated referral answer as the store keeps it (see :meth:`ItemStore.record_answer`)."""
+
+    answer: ReferralAnswer
+    answer_xml: bytes  # rebuilt from the value (referral_answer_xml), unsigned
+    digest: str  # SHA-256 hex of answer_xml: what "the same answer" means
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAnswer:
+    """What :meth:`ItemStore.record_answer` did (or had done, for a repeat)."""
+
+    answer_id: str
+    operator_id: str
+    item_id: str
+    reference: str
+    referral_reference: str
+    kind: CustomsDecision  # REQUEST_INFO or REQUEST_SCREENING
+    received_at: datetime
+    duplicate: bool = False  # the same answer again: nothing changed
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON answer of ``POST /v1/answers`` (the same for a repeat)."""
+        return {
+            "answer_id": self.answer_id,
+            "item_id": self.item_id,
+            "reference": self.reference,
+            "referral_reference": self.referral_reference,
+            "referral": self.kind.value,
+            "state": "FORWARDING",
+            "received_at": self.received_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerClaim:
+    """One referral answer claimed for forwarding to Customs: the work and its lease."""
+
+    outbox_id: int
+    reference: str
+    operator_id: str
+    item_id: str
+    destination_country: str
+    answer_id: str
+    answer_xml: bytes  # as stored: unsigned, rebuilt from the validated value
+    attempts: int  # previous attempts, 0 the first time
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """A stored referral answer and how far it got (``sent_at`` None: not delivered yet)."""
+
+    answer_id: str
+    referral_reference: str
+    kind: CustomsDecision
+    received_at: datetime
+    status: str  # the answer job's: pending | claimed | done | dead
+    attempts: int = 0
+    last_error: str | None = None
+    destination: str | None = None
+    sent_at: datetime | None = None

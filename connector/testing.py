@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from connector.core import decisions as core_decisions
-from connector.core import lifecycle
+from connector.core import lifecycle, referrals
 from connector.core.decisions import DecisionProblem
 from connector.core.model import (
+    CustomsDecision,
     IncomingItem,
     Intake,
     IntakeResult,
@@ -28,6 +29,7 @@ from connector.core.references import item_reference
 from connector.core.retry import RetryDecision
 from connector.errors import IllegalTransition, NotFound, ResponseReplayed
 from connector.ports import (
+    AnswerClaim,
     AppliedResponse,
     CopyClaim,
     CustomsReceipt,
@@ -36,8 +38,11 @@ from connector.ports import (
     ForwardClaim,
     NoticeClaim,
     OperatorRecord,
+    ReceivedAnswer,
     ReceivedResponse,
+    RecordedAnswer,
     ScheduleState,
+    StoredAnswer,
     StoredNotice,
 )
 
@@ -88,6 +93,37 @@ class OutboxJob:
     heartbeat_at: datetime | None = None
 
 
+_ANSWER = "answer"
+_ITEM_JOBS = ("forward", _ANSWER)
+
+
+@dataclass
+class _Answer:
+    """A stored referral answer, as a row of the SQL store's ``referral_answers`` table."""
+
+    received: ReceivedAnswer
+    reference: str
+    kind: CustomsDecision
+    outbox_id: int
+    destination: str | None = None
+    signed_xml: bytes | None = None
+    receipt: bytes | None = None
+    sent_at: datetime | None = None
+
+    def recorded(self, *, duplicate: bool) -> RecordedAnswer:
+        answer = self.received.answer
+        return RecordedAnswer(
+            answer_id=answer.answer_id,
+            operator_id=answer.operator_id,
+            item_id=answer.item_id,
+            reference=self.reference,
+            referral_reference=answer.referral_reference,
+            kind=self.kind,
+            received_at=self.received.received_at,
+            duplicate=duplicate,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Declaration:
     """Evidence of one declaration batch sent to Customs: the signed bytes and the answer."""
@@ -119,6 +155,7 @@ class InMemoryItemStore:
         self.responses: dict[tuple[str, str], ReceivedResponse] = {}  # by (destination, id)
         self.notices: list[StoredNotice] = []  # in sequence order
         self.referrals: dict[str, str | None] = {}  # referral reference by item reference
+        self.answers: dict[tuple[str, str], _Answer] = {}  # by (operator, answer id)
         self.notice_leases: dict[int, tuple[str, datetime]] = {}  # sequence -> owner, until
 
     def _event(
@@ -298,13 +335,20 @@ class InMemoryItemStore:
             if job is not None and job.status == "claimed" and job.owner == owner
         ]
 
-    def _due(self, copies: bool, limit: int, now: datetime) -> list[OutboxJob]:
-        """Due forward (or copy) jobs, expired leases first, then in queue order."""
+    def _due(self, copies: bool | str, limit: int, now: datetime) -> list[OutboxJob]:
+        """Due forward (or copy, or ``copies``-kind) jobs, expired leases first, then in
+        queue order."""
+
+        def wanted(kind: str) -> bool:
+            if isinstance(copies, str):
+                return kind == copies
+            return kind != _ANSWER and kind.startswith("copy:") == copies
+
         expired = sorted(
             (
                 job
                 for job in self.jobs.values()
-                if job.kind.startswith("copy:") == copies
+                if wanted(job.kind)
                 and job.status == "claimed"
                 and job.lease_until is not None
                 and job.lease_until < now
@@ -315,9 +359,7 @@ class InMemoryItemStore:
             (
                 job
                 for job in self.jobs.values()
-                if job.kind.startswith("copy:") == copies
-                and job.status == "pending"
-                and job.next_attempt_at <= now
+                if wanted(job.kind) and job.status == "pending" and job.next_attempt_at <= now
             ),
             key=lambda job: (job.next_attempt_at, job.id),
         )[: limit - len(expired)]
@@ -498,7 +540,7 @@ class InMemoryItemStore:
 
     async def dead_letters(self) -> tuple[StoredItem, ...]:
         dead = sorted(
-            (job for job in self.jobs.values() if job.status == "dead" and job.kind == "forward"),
+            (job for job in self.jobs.values() if job.status == "dead" and job.kind in _ITEM_JOBS),
             key=lambda job: job.id,
         )
         return tuple(self._by_reference(job.reference) for job in dead)
@@ -509,7 +551,7 @@ class InMemoryItemStore:
             dead = [
                 job
                 for job in self.jobs.values()
-                if job.reference == reference and job.status == "dead" and job.kind == "forward"
+                if job.reference == reference and job.status == "dead" and job.kind in _ITEM_JOBS
             ]
             if not dead:
                 raise IllegalTransition(f"item {reference} has no dead forwarding work")
@@ -677,11 +719,11 @@ class InMemoryItemStore:
             return AppliedResponse(tuple(applied), tuple(repeated), tuple(problems))
 
     def _close_forward_jobs(self, reference: str, at: datetime) -> None:
-        """Customs decided: the item's open forward jobs are done."""
+        """Customs decided: the item's open forward and answer jobs are done."""
         for job in self.jobs.values():
             if (
                 job.reference == reference
-                and job.kind == "forward"
+                and job.kind in _ITEM_JOBS
                 and job.status in ("pending", "claimed", "dead")
             ):
                 job.status, job.lease_until = "done", None
@@ -839,3 +881,144 @@ class InMemoryItemStore:
 
     async def dead_notices(self, limit: int = 1000) -> tuple[StoredNotice, ...]:
         return tuple(stored for stored in self.notices if stored.status == "dead")[: max(limit, 0)]
+
+    # -- referral answers -------------------------------------------------------------------
+
+    async def record_answer(self, answer: ReceivedAnswer) -> RecordedAnswer:
+        async with self._lock:
+            value = answer.answer
+            known = self.answers.get((value.operator_id, value.answer_id))
+            if known is not None:
+                if known.received.digest != answer.digest:
+                    raise IllegalTransition(
+                        f"answer {value.answer_id} was received before with other content; "
+                        "an answer id names one answer",
+                        answer_id=value.answer_id,
+                    )
+                return known.recorded(duplicate=True)
+            item = self.items.get((value.operator_id, value.item_id))
+            pending = referrals.pending_referral(
+                item, self.referrals.get(item.reference) if item is not None else None
+            )
+            referrals.check_answer(value, operator_id=value.operator_id, pending=pending)
+            assert item is not None
+            assert pending is not None
+            moved, event = lifecycle.answer_forwarding(
+                item,
+                f"operator:{value.operator_id}",
+                answer.received_at,
+                f"referral answer {value.answer_id} to {value.referral_reference}",
+            )
+            self.events.setdefault(item.reference, []).append(event)
+            self.items[(item.operator_id, item.item_id)] = moved
+            job_id = self._last_job_id + 1
+            while job_id in self.jobs:
+                job_id += 1
+            self._last_job_id = job_id
+            self.jobs[job_id] = OutboxJob(
+                job_id, item.reference, "pending", answer.received_at, kind=_ANSWER
+            )
+            stored = _Answer(answer, item.reference, pending.kind, job_id)
+            self.answers[(value.operator_id, value.answer_id)] = stored
+            return stored.recorded(duplicate=False)
+
+    async def claim_answers(
+        self, owner: str, limit: int, lease_s: float, now: datetime
+    ) -> tuple[AnswerClaim, ...]:
+        async with self._lock:
+            by_job = {stored.outbox_id: stored for stored in self.answers.values()}
+            claims = []
+            for job in self._due(_ANSWER, limit, now):
+                job.status, job.owner = "claimed", owner
+                job.lease_until, job.heartbeat_at = now + timedelta(seconds=lease_s), now
+                item = self._by_reference(job.reference)
+                stored = by_job[job.id]
+                claims.append(
+                    AnswerClaim(
+                        outbox_id=job.id,
+                        reference=item.reference,
+                        operator_id=item.operator_id,
+                        item_id=item.item_id,
+                        destination_country=item.destination_country,
+                        answer_id=stored.received.answer.answer_id,
+                        answer_xml=stored.received.answer_xml,
+                        attempts=job.attempts,
+                    )
+                )
+            return tuple(claims)
+
+    async def record_answer_sent(
+        self,
+        claim: AnswerClaim,
+        owner: str,
+        signed_xml: bytes,
+        receipt: CustomsReceipt,
+        at: datetime,
+    ) -> bool:
+        async with self._lock:
+            for stored in self.answers.values():
+                if stored.outbox_id == claim.outbox_id:
+                    stored.destination, stored.signed_xml = receipt.destination, signed_xml
+                    stored.receipt, stored.sent_at = receipt.receipt, at
+            jobs = self._owned_ids([claim.outbox_id], owner)
+            for job in jobs:
+                job.status, job.lease_until, job.last_error = "done", None, None
+                detail = f"referral answer {claim.answer_id} to {receipt.destination}"
+                self._move_forwarding(job.reference, ItemState.FORWARDED, at, detail)
+            return bool(jobs)
+
+    async def record_answer_failure(
+        self,
+        claims: Sequence[AnswerClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        async with self._lock:
+            jobs = self._owned_ids([claim.outbox_id for claim in claims], owner)
+            for job in jobs:
+                job.attempts += 1
+                job.last_error, job.lease_until = error, None
+                if decision.dead:
+                    job.status = "dead"
+                    detail = f"referral answer: {decision.reason}"
+                    self._move_forwarding(job.reference, ItemState.DEAD, at, detail)
+                else:
+                    assert decision.retry_at is not None
+                    job.status, job.next_attempt_at = "pending", decision.retry_at
+                    detail = f"referral answer: {error}; retry at {decision.retry_at.isoformat()}"
+                    self._move_forwarding(job.reference, ItemState.FORWARDING, at, detail)
+            return len(jobs)
+
+    def _owned_ids(self, outbox_ids: Sequence[int], owner: str) -> list[OutboxJob]:
+        jobs = (self.jobs.get(job_id) for job_id in outbox_ids)
+        return [
+            job
+            for job in jobs
+            if job is not None and job.status == "claimed" and job.owner == owner
+        ]
+
+    async def answers_of(self, reference: str) -> tuple[StoredAnswer, ...]:
+        found = sorted(
+            (stored for stored in self.answers.values() if stored.reference == reference),
+            key=lambda stored: stored.outbox_id,
+        )
+        return tuple(
+            StoredAnswer(
+                answer_id=stored.received.answer.answer_id,
+                referral_reference=stored.received.answer.referral_reference,
+                kind=stored.kind,
+                received_at=stored.received.received_at,
+                status=self.jobs[stored.outbox_id].status,
+                attempts=self.jobs[stored.outbox_id].attempts,
+                last_error=self.jobs[stored.outbox_id].last_error,
+                destination=stored.destination,
+                sent_at=stored.sent_at,
+            )
+            for stored in found
+        )
+
+    async def save_cursor(self, source_id: str, cursor: str, at: datetime) -> None:
+        self.cursors[source_id] = cursor
+        self.pull_errors.pop(source_id, None)

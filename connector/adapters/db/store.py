@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from connector.adapters.db import engine as db_engine
 from connector.adapters.db import tables
 from connector.core import decisions as core_decisions
-from connector.core import lifecycle
+from connector.core import lifecycle, referrals
 from connector.core.checks.outcome import DetailValue, Finding, Severity
 from connector.core.decisions import DecisionProblem
 from connector.core.model import (
@@ -45,6 +45,7 @@ from connector.core.references import item_reference
 from connector.core.retry import RetryDecision
 from connector.errors import ConfigurationError, IllegalTransition, NotFound, ResponseReplayed
 from connector.ports import (
+    AnswerClaim,
     AppliedResponse,
     CopyClaim,
     CustomsReceipt,
@@ -53,8 +54,11 @@ from connector.ports import (
     ForwardClaim,
     NoticeClaim,
     OperatorRecord,
+    ReceivedAnswer,
     ReceivedResponse,
+    RecordedAnswer,
     ScheduleState,
+    StoredAnswer,
     StoredNotice,
 )
 
@@ -79,6 +83,10 @@ _CLAIMED = "claimed"
 _DONE = "done"
 _DEAD = "dead"
 _FORWARD = "forward"
+#: The kind of the job that forwards an operator's referral answer to Customs.
+_ANSWER = "answer"
+#: Jobs that move the item through FORWARDING (dead letters, replay, closed by a decision).
+_ITEM_JOBS = (_FORWARD, _ANSWER)
 #: The kind of an agency copy job is this prefix and the agency id.
 _COPY = "copy:"
 
@@ -1037,7 +1045,7 @@ class SqlItemStore:
                 rows = await session.execute(
                     sa.select(_ITEMS)
                     .join(_OUTBOX, _OUTBOX.c.reference == _ITEMS.c.reference)
-                    .where(_OUTBOX.c.status == _DEAD, _OUTBOX.c.kind == _FORWARD)
+                    .where(_OUTBOX.c.status == _DEAD, _OUTBOX.c.kind.in_(_ITEM_JOBS))
                     .order_by(_OUTBOX.c.id)
                 )
                 return tuple(item_from_row(row) for row in rows.mappings())
@@ -1064,7 +1072,7 @@ class SqlItemStore:
                     sa.update(_OUTBOX)
                     .where(
                         _OUTBOX.c.reference == reference,
-                        _OUTBOX.c.kind == _FORWARD,
+                        _OUTBOX.c.kind.in_(_ITEM_JOBS),
                         _OUTBOX.c.status == _DEAD,
                     )
                     .values(
@@ -1085,6 +1093,261 @@ class SqlItemStore:
                 )
                 await self._replace_item(session, replayed, event)
                 return replayed
+
+    # -- referral answers -------------------------------------------------------------------
+
+    async def record_answer(self, received: ReceivedAnswer) -> RecordedAnswer:
+        """Store the answer, move its item to FORWARDING and queue the ``answer`` job (see
+        the port); a second attempt settles a race with the same answer stored concurrently."""
+        with db_engine.wrap_errors("recording a referral answer"):
+            try:
+                return await self._record_answer_once(received)
+            except exc.IntegrityError:
+                return await self._record_answer_once(received)
+
+    async def _record_answer_once(self, received: ReceivedAnswer) -> RecordedAnswer:
+        answers, answer = tables.REFERRAL_ANSWERS, received.answer
+        async with self._write() as session, session.begin():
+            known = (
+                (
+                    await session.execute(
+                        sa.select(answers).where(
+                            answers.c.operator_id == answer.operator_id,
+                            answers.c.answer_id == answer.answer_id,
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if known is not None:
+                return _known_answer(known, received)
+            row = (
+                (
+                    await session.execute(
+                        sa.select(_ITEMS)
+                        .where(
+                            _ITEMS.c.operator_id == answer.operator_id,
+                            _ITEMS.c.item_id == answer.item_id,
+                        )
+                        .with_for_update()  # PostgreSQL; SQLite holds the write lock anyway
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            item = item_from_row(row) if row is not None else None
+            pending = referrals.pending_referral(
+                item, row["referral_reference"] if row is not None else None
+            )
+            referrals.check_answer(answer, operator_id=answer.operator_id, pending=pending)
+            assert item is not None
+            assert pending is not None
+            moved, event = lifecycle.answer_forwarding(
+                item,
+                f"operator:{answer.operator_id}",
+                received.received_at,
+                f"referral answer {answer.answer_id} to {answer.referral_reference}",
+            )
+            await self._replace_item(session, moved, event)
+            job = await session.execute(
+                sa.insert(_OUTBOX)
+                .values(_outbox_row(item.reference, received.received_at, _ANSWER))
+                .returning(_OUTBOX.c.id)
+            )
+            await session.execute(
+                sa.insert(answers).values(
+                    operator_id=answer.operator_id,
+                    answer_id=answer.answer_id,
+                    reference=item.reference,
+                    item_id=answer.item_id,
+                    referral_reference=answer.referral_reference,
+                    kind=pending.kind.value,
+                    digest=received.digest,
+                    answer_xml=received.answer_xml,
+                    answered_at=answer.answered_at,
+                    received_at=received.received_at,
+                    outbox_id=job.scalar_one(),
+                )
+            )
+            return RecordedAnswer(
+                answer_id=answer.answer_id,
+                operator_id=answer.operator_id,
+                item_id=answer.item_id,
+                reference=item.reference,
+                referral_reference=answer.referral_reference,
+                kind=pending.kind,
+                received_at=received.received_at,
+            )
+
+    async def claim_answers(
+        self, owner: str, limit: int, lease_s: float, now: datetime
+    ) -> tuple[AnswerClaim, ...]:
+        """Claim up to ``limit`` due answer jobs for ``owner`` until ``now + lease_s``, like
+        :meth:`claim_for_forwarding` but leaving the items FORWARDING as they are."""
+        answers = tables.REFERRAL_ANSWERS
+        with db_engine.wrap_errors("claiming referral answers"):
+            async with self._write() as session, session.begin():
+                ids = await self._due_jobs(session, _OUTBOX.c.kind == _ANSWER, limit, now)
+                if not ids:
+                    return ()
+                await session.execute(
+                    sa.update(_OUTBOX)
+                    .where(_OUTBOX.c.id.in_(ids))
+                    .values(
+                        status=_CLAIMED,
+                        owner=owner,
+                        lease_until=now + timedelta(seconds=lease_s),
+                        heartbeat_at=now,
+                    )
+                )
+                query = (
+                    sa.select(
+                        _OUTBOX.c.id.label("outbox_id"),
+                        _OUTBOX.c.attempts,
+                        _ITEMS.c.reference,
+                        _ITEMS.c.operator_id,
+                        _ITEMS.c.item_id,
+                        _ITEMS.c.destination_country,
+                        answers.c.answer_id,
+                        answers.c.answer_xml,
+                    )
+                    .join(_ITEMS, _ITEMS.c.reference == _OUTBOX.c.reference)
+                    .join(answers, answers.c.outbox_id == _OUTBOX.c.id)
+                    .where(_OUTBOX.c.id.in_(ids))
+                    .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+                )
+                rows = (await session.execute(query)).mappings().all()
+                return tuple(
+                    AnswerClaim(
+                        outbox_id=row["outbox_id"],
+                        reference=row["reference"],
+                        operator_id=row["operator_id"],
+                        item_id=row["item_id"],
+                        destination_country=row["destination_country"],
+                        answer_id=row["answer_id"],
+                        answer_xml=bytes(row["answer_xml"]),
+                        attempts=row["attempts"],
+                    )
+                    for row in rows
+                )
+
+    async def record_answer_sent(
+        self,
+        claim: AnswerClaim,
+        owner: str,
+        signed_xml: bytes,
+        receipt: CustomsReceipt,
+        at: datetime,
+    ) -> bool:
+        answers = tables.REFERRAL_ANSWERS
+        with db_engine.wrap_errors("recording a forwarded referral answer"):
+            async with self._write() as session, session.begin():
+                await session.execute(
+                    sa.update(answers)
+                    .where(answers.c.outbox_id == claim.outbox_id)
+                    .values(
+                        destination=receipt.destination,
+                        signed_xml=signed_xml,
+                        receipt=receipt.receipt,
+                        sent_at=at,
+                    )
+                )
+                taken = await self._update_owned(
+                    session,
+                    [claim.outbox_id],
+                    owner,
+                    {"status": _DONE, "lease_until": None, "last_error": None},
+                )
+                if taken:
+                    await self._move_items(
+                        session,
+                        [claim.reference],
+                        ItemState.FORWARDING,
+                        ItemState.FORWARDED,
+                        f"referral answer {claim.answer_id} to {receipt.destination}",
+                        at,
+                    )
+                return bool(taken)
+
+    async def record_answer_failure(
+        self,
+        claims: Sequence[AnswerClaim],
+        owner: str,
+        error: str,
+        decision: RetryDecision,
+        at: datetime,
+    ) -> int:
+        """Count a failed attempt of ``owner``'s answer jobs: back to pending, or dead (the
+        item DEAD too, replayable by an admin)."""
+        values: dict[str, Any] = {
+            "attempts": _OUTBOX.c.attempts + 1,
+            "last_error": error,
+            "lease_until": None,
+        }
+        if decision.dead:
+            values["status"] = _DEAD
+            to_state, detail = ItemState.DEAD, f"referral answer: {decision.reason}"
+        else:
+            assert decision.retry_at is not None
+            values |= {"status": _PENDING, "next_attempt_at": decision.retry_at}
+            to_state = ItemState.FORWARDING
+            detail = f"referral answer: {error}; retry at {decision.retry_at.isoformat()}"
+        with db_engine.wrap_errors("recording a referral answer failure"):
+            async with self._write() as session, session.begin():
+                taken = await self._update_owned(
+                    session, [claim.outbox_id for claim in claims], owner, values
+                )
+                await self._move_items(
+                    session,
+                    [reference for _, reference, _ in taken],
+                    ItemState.FORWARDING,
+                    to_state,
+                    detail,
+                    at,
+                )
+                return len(taken)
+
+    async def answers_of(self, reference: str) -> tuple[StoredAnswer, ...]:
+        answers = tables.REFERRAL_ANSWERS
+        with db_engine.wrap_errors("reading an item's referral answers"):
+            async with self._read() as session, session.begin():
+                rows = await session.execute(
+                    sa.select(
+                        answers,
+                        _OUTBOX.c.status,
+                        _OUTBOX.c.attempts,
+                        _OUTBOX.c.last_error,
+                    )
+                    .join(_OUTBOX, _OUTBOX.c.id == answers.c.outbox_id)
+                    .where(answers.c.reference == reference)
+                    .order_by(answers.c.id)
+                )
+                return tuple(
+                    StoredAnswer(
+                        answer_id=row["answer_id"],
+                        referral_reference=row["referral_reference"],
+                        kind=CustomsDecision(row["kind"]),
+                        received_at=row["received_at"],
+                        status=row["status"],
+                        attempts=row["attempts"],
+                        last_error=row["last_error"],
+                        destination=row["destination"],
+                        sent_at=row["sent_at"],
+                    )
+                    for row in rows.mappings()
+                )
+
+    async def save_cursor(self, source_id: str, cursor: str, at: datetime) -> None:
+        values = {"cursor": cursor, "updated_at": at, "last_error": None, "last_error_at": None}
+        with db_engine.wrap_errors("saving a pull cursor"):
+            async with self._write() as session, session.begin():
+                statement = self._insert(tables.PULL_CURSORS).values(
+                    operator_id=source_id, **values
+                )
+                await session.execute(
+                    statement.on_conflict_do_update(index_elements=["operator_id"], set_=values)
+                )
 
     # -- pulls and schedules --------------------------------------------------------------
 
@@ -1340,14 +1603,14 @@ class SqlItemStore:
     async def _close_forward_jobs(
         self, session: AsyncSession, references: Sequence[str], at: datetime
     ) -> None:
-        """Customs decided: the items' open forward jobs are done (a claim in flight then
-        completes nothing, and a dead one leaves the dead letters)."""
+        """Customs decided: the items' open forward and answer jobs are done (a claim in
+        flight then completes nothing, and a dead one leaves the dead letters)."""
         for start in range(0, len(references), _LOOKUP_CHUNK):
             await session.execute(
                 sa.update(_OUTBOX)
                 .where(
                     _OUTBOX.c.reference.in_(references[start : start + _LOOKUP_CHUNK]),
-                    _OUTBOX.c.kind == _FORWARD,
+                    _OUTBOX.c.kind.in_(_ITEM_JOBS),
                     _OUTBOX.c.status.in_((_PENDING, _CLAIMED, _DEAD)),
                 )
                 .values(status=_DONE, lease_until=None, last_error=f"decided at {at.isoformat()}")
@@ -1609,6 +1872,26 @@ def _due_notices(operators: Sequence[str], limit: int, now: datetime) -> sa.Sele
 
 #: The PostgreSQL advisory lock key that serialises notice writers ("EADNOTIC").
 _NOTICES_LOCK = 0x4541444E4F544943
+
+
+def _known_answer(row: sa.RowMapping, received: ReceivedAnswer) -> RecordedAnswer:
+    """The first result of an answer stored before, or IllegalTransition if it differs."""
+    if row["digest"] != received.digest:
+        raise IllegalTransition(
+            f"answer {row['answer_id']} was received before with other content; an answer "
+            "id names one answer",
+            answer_id=row["answer_id"],
+        )
+    return RecordedAnswer(
+        answer_id=row["answer_id"],
+        operator_id=row["operator_id"],
+        item_id=row["item_id"],
+        reference=row["reference"],
+        referral_reference=row["referral_reference"],
+        kind=CustomsDecision(row["kind"]),
+        received_at=row["received_at"],
+        duplicate=True,
+    )
 
 
 def _replayed(response: ReceivedResponse) -> ResponseReplayed:

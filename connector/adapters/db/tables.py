@@ -29,6 +29,7 @@ __all__ = [
     "OPERATORS",
     "OUTBOX",
     "PULL_CURSORS",
+    "REFERRAL_ANSWERS",
     "SCHEDULES",
     "SCHEDULE_TICKS",
     "UtcDateTime",
@@ -177,7 +178,7 @@ class OutboxRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, sa_type=_BIG_ID, primary_key=True)
     reference: str = Field(sa_type=sa.String, nullable=False)
-    #: ``forward``
+    #: ``forward`` | ``copy:<agency>`` | ``answer``
     kind: str = Field(sa_type=sa.String, nullable=False)
     #: ``pending`` | ``claimed`` | ``done`` | ``dead``
     status: str = Field(sa_type=sa.String, nullable=False)
@@ -298,6 +299,43 @@ class NoticeRow(SQLModel, table=True):
     delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
 
 
+class ReferralAnswerRow(SQLModel, table=True):
+    """An operator's answer to a referral, as validated, and how it went on to Customs; the
+    unique (operator, answer id) makes a re-sent answer a no-op."""
+
+    __tablename__ = "referral_answers"
+    __table_args__ = (
+        sa.UniqueConstraint("operator_id", "answer_id", name="uq_referral_answers_operator_answer"),
+        sa.UniqueConstraint("outbox_id", name="uq_referral_answers_outbox_id"),
+        sa.ForeignKeyConstraint(
+            ["reference"], ["items.reference"], name="fk_referral_answers_reference"
+        ),
+        sa.Index("ix_referral_answers_reference", "reference"),
+    )
+
+    id: int | None = Field(default=None, sa_type=_BIG_ID, primary_key=True)
+    operator_id: str = Field(sa_type=sa.String, nullable=False)
+    answer_id: str = Field(sa_type=sa.String, nullable=False)
+    reference: str = Field(sa_type=sa.String, nullable=False)
+    item_id: str = Field(sa_type=sa.String, nullable=False)
+    referral_reference: str = Field(sa_type=sa.String, nullable=False)
+    #: ``REQUEST_INFO`` | ``REQUEST_SCREENING``: the referral answered
+    kind: str = Field(sa_type=sa.String, nullable=False)
+    #: SHA-256 of :attr:`answer_xml`: the same id with another digest is another answer
+    digest: str = Field(sa_type=sa.String, nullable=False)
+    #: The answer rebuilt from the validated value (unsigned, canonical)
+    answer_xml: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
+    answered_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    received_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    #: The ``answer`` job that forwards it
+    outbox_id: int = Field(sa_type=_BIG_ID, nullable=False)
+    #: Filled once sent: the destination, the signed answer and Customs' signed receipt
+    destination: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+    signed_xml: bytes | None = Field(default=None, sa_type=sa.LargeBinary, nullable=True)
+    receipt: bytes | None = Field(default=None, sa_type=sa.LargeBinary, nullable=True)
+    sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+
+
 METADATA: sa.MetaData = SQLModel.metadata
 OPERATORS: sa.Table = METADATA.tables["operators"]
 BATCHES: sa.Table = METADATA.tables["batches"]
@@ -310,3 +348,4 @@ SCHEDULES: sa.Table = METADATA.tables["schedules"]
 SCHEDULE_TICKS: sa.Table = METADATA.tables["schedule_ticks"]
 CUSTOMS_RESPONSES: sa.Table = METADATA.tables["customs_responses"]
 NOTICES: sa.Table = METADATA.tables["notices"]
+REFERRAL_ANSWERS: sa.Table = METADATA.tables["referral_answers"]

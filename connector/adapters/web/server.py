@@ -343,6 +343,9 @@ def build_web_app(
 
     app.add_routes(CUSTOMS_ROUTES)
     app.add_routes(NOTICES_ROUTES)
+    from connector.adapters.web.answers import ANSWER_ROUTES
+
+    app.add_routes(ANSWER_ROUTES)
     app.add_routes(METRICS_ROUTES)
     from connector.adapters.web.openapi import OPENAPI_ROUTES
 
