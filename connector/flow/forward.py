@@ -41,9 +41,10 @@ import contextlib
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import groupby
 from types import TracebackType
+from typing import Protocol
 
 import structlog
 
@@ -60,6 +61,7 @@ __all__ = [
     "ForwardOutcome",
     "ForwardService",
     "LeaseHeartbeat",
+    "LeaseStore",
     "Route",
 ]
 
@@ -94,6 +96,15 @@ def _no_agencies(claim: ForwardClaim) -> Sequence[str]:
     return ()
 
 
+class LeaseStore(Protocol):
+    """What a :class:`LeaseHeartbeat` renews leases through (the item store for outbox jobs;
+    the notify stage adapts it to its notices)."""
+
+    async def extend_leases(
+        self, outbox_ids: Sequence[int], owner: str, until: datetime, now: datetime
+    ) -> int: ...
+
+
 class LeaseHeartbeat:
     """Renews the leases of the jobs held (:meth:`hold`) every ``every_s`` seconds while
     the ``async with`` block runs; ``every_s`` None: never (the lease alone).
@@ -106,7 +117,7 @@ class LeaseHeartbeat:
 
     def __init__(
         self,
-        store: ItemStore,
+        store: LeaseStore,
         clock: Clock,
         owner: str,
         lease_s: float,
