@@ -27,15 +27,18 @@ from connector.adapters.scheduler import (
 )
 from connector.adapters.sources import DirectorySource, HttpSource
 from connector.adapters.web.admin import ADMIN_KEYRING, ADMIN_SCHEDULER
+from connector.adapters.web.answers import ANSWERS
 from connector.adapters.web.customs import DECIDE
 from connector.adapters.web.server import METRICS, build_web_app
 from connector.checks_loader import CheckConfigSource
 from connector.core.checks import CheckConfig
 from connector.flow.accept import AcceptService
 from connector.flow.amend import AmendService
+from connector.flow.answer import AnswerService
 from connector.flow.decide import DecideService, Destination
 from connector.flow.pull import PullService
 from connector.forwarder import Forwarder, open_forwarder
+from connector.poller import Pollers, open_pollers
 from connector.ports import Clock, CustomsGateway, ItemStore, OperatorSource
 from connector.settings import Settings, hash_token
 from connector.testing import SystemClock
@@ -102,6 +105,8 @@ class Connector:
     """The forward stage (None without Customs destinations)."""
     decide: DecideService | None = None
     """The decide stage for Customs responses (None without Customs destinations)."""
+    pollers: Pollers | None = None
+    """The polls of Customs destinations with a ``responses_url`` (None: none polled)."""
 
     def start(self, *, schedule: bool = True, forward: bool = True) -> None:
         """Start the background work: scheduled pulls and the forwarder."""
@@ -109,11 +114,15 @@ class Connector:
             self.scheduler.start()
         if forward and self.forwarder is not None:
             self.forwarder.start()
+        if forward and self.pollers is not None:
+            self.pollers.start()
 
     async def close(self, drain_timeout_s: float = 10.0) -> None:
         """Stop intake schedules, let the send in flight finish, then release everything."""
         if self.scheduler.running:
             await self.scheduler.shutdown(wait=True)
+        if self.pollers is not None:
+            await self.pollers.close(drain_timeout_s)
         if self.forwarder is not None:
             await self.forwarder.stop(drain_timeout_s)
             await self.forwarder.close()
@@ -184,6 +193,7 @@ async def open_connector(
         owner = owner or default_owner()
         forwarder = open_forwarder(settings, store, clock, owner, gateway=gateway)
         decide = _decide_service(settings, store, clock, forwarder)
+        pollers = open_pollers(settings, store, clock, decide)
         accept = AcceptService(
             store=store,
             clock=clock,
@@ -212,6 +222,7 @@ async def open_connector(
         owns_store,
         forwarder,
         decide,
+        pollers,
     )
 
 
@@ -236,6 +247,12 @@ async def build_app(
     )
     app[SCHEDULER] = connector.scheduler
     app[DECIDE] = connector.decide
+    forwarder = connector.forwarder
+    app[ANSWERS] = AnswerService(
+        connector.store,
+        connector.clock,
+        on_recorded=forwarder.wake_answers if forwarder is not None else None,
+    )
     app[ADMIN_SCHEDULER] = connector.scheduler
     app[ADMIN_KEYRING] = connector.forwarder.ring if connector.forwarder is not None else None
     if connector.forwarder is not None:

@@ -9,14 +9,18 @@ active key signs; a rotation by ``keys rotate`` is followed within
 (``kind = "agency"``) a :class:`~connector.flow.copy.CopyService` sends their minimized
 copies (:class:`CopyBuilder`) through the same gateway, in a loop of its own. A third loop
 deletes the evidence older than ``forwarding.evidence_retention_days``
-(:class:`EvidencePurge`, hourly). Without Customs destinations there is nothing to forward to
-and :func:`open_forwarder` returns None: accepted items wait in the outbox until a
-destination is configured (they are never dropped).
+(:class:`EvidencePurge`, hourly). A fourth loop runs the
+:class:`~connector.flow.answer.AnswerForwardService`: it signs operators' referral answers
+and POSTs each to its destination's ``answers_url`` (default: the declarations ``url``)
+through a gateway of its own (:func:`answer_endpoints`). Without Customs destinations there
+is nothing to forward to and :func:`open_forwarder` returns None: accepted items wait in the
+outbox until a destination is configured (they are never dropped).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import threading
 import time
@@ -24,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from cryptography import x509
@@ -36,6 +40,7 @@ from connector.core import agency, declarations, signing
 from connector.core.retry import RetryPolicy
 from connector.core.routing import AgencyRoute, CustomsRoute, Router, hs_codes_of
 from connector.errors import ConfigurationError, SigningKeyUnavailable
+from connector.flow.answer import AnswerForwardService, AnswerOutcome
 from connector.flow.copy import CopyOutcome, CopyService
 from connector.flow.forward import ForwardOutcome, ForwardService
 from connector.ports import Clock, CopyClaim, CustomsGateway, ForwardClaim, ItemStore
@@ -48,6 +53,7 @@ __all__ = [
     "CopyBuilder",
     "EvidencePurge",
     "Forwarder",
+    "answer_endpoints",
     "customs_endpoints",
     "open_forwarder",
     "router_for",
@@ -112,6 +118,19 @@ def customs_endpoints(settings: Settings) -> dict[str, CustomsEndpoint]:
             fast_retries=destination.fast_retries,
         )
     return endpoints
+
+
+def answer_endpoints(settings: Settings) -> dict[str, CustomsEndpoint]:
+    """The Customs endpoints with the URL referral answers are POSTed to: ``answers_url``,
+    else the declarations ``url`` (Customs tells the messages apart by their root)."""
+    by_id = {destination.id: destination for destination in settings.destinations}
+    return {
+        destination: dataclasses.replace(
+            endpoint, url=by_id[destination].answers_url or endpoint.url
+        )
+        for destination, endpoint in customs_endpoints(settings).items()
+        if by_id[destination].kind == "customs"
+    }
 
 
 class BatchBuilder:
@@ -247,9 +266,20 @@ class Forwarder:
     """The agency copy stage (None without agency destinations)."""
     copy_loop: StageLoop[CopyOutcome] | None = None
     purge_loop: StageLoop[int] | None = None
+    answerer: AnswerForwardService | None = None
+    """The stage that forwards operators' referral answers to Customs."""
+    answer_loop: StageLoop[AnswerOutcome] | None = None
+    answer_gateway: CustomsGateway | None = None
+    """Posts to each destination's ``answers_url`` (the same gateway class, other URLs)."""
 
-    def _loops(self) -> list[StageLoop[ForwardOutcome] | StageLoop[CopyOutcome] | StageLoop[int]]:
-        return [loop for loop in (self.loop, self.copy_loop, self.purge_loop) if loop is not None]
+    def _loops(self) -> list[StageLoop[Any]]:
+        loops = (self.loop, self.copy_loop, self.purge_loop, self.answer_loop)
+        return [loop for loop in loops if loop is not None]
+
+    def wake_answers(self) -> None:
+        """A referral answer was stored: send it now rather than after the idle pause."""
+        if self.answer_loop is not None:
+            self.answer_loop.wake()
 
     def start(self) -> None:
         for loop in self._loops():
@@ -267,6 +297,10 @@ class Forwarder:
         await self.stop()
         if isinstance(self.gateway, HttpCustomsGateway):
             await self.gateway.close()
+        if self.answer_gateway is not self.gateway and isinstance(
+            self.answer_gateway, HttpCustomsGateway
+        ):
+            await self.answer_gateway.close()
 
 
 def _passphrase(settings: Settings) -> bytes:
@@ -290,7 +324,8 @@ def open_forwarder(
     """The configured outbound stages (not started), or None without Customs destinations:
     forwarding, agency copies (with agency destinations) and the hourly evidence purge.
 
-    ``gateway`` and ``ring`` replace the configured ones (tests, the demo).
+    ``gateway`` and ``ring`` replace the configured ones (tests, the demo); a given
+    ``gateway`` also takes the referral answers.
 
     Raises:
         ConfigurationError: routes that conflict, TLS or certificate files that do not load,
@@ -305,6 +340,7 @@ def open_forwarder(
             raise ConfigurationError("signing.keys_dir is required", key="signing.keys_dir")
         ring = KeyRing.load(Path(keys_dir), _passphrase(settings))
     router = router_for(settings)
+    configured_gateway = gateway is not None
     if gateway is None:
         gateway = HttpCustomsGateway(customs_endpoints(settings), clock)
     forwarding = settings.forwarding
@@ -375,4 +411,34 @@ def open_forwarder(
         idle_s=PURGE_INTERVAL_SECONDS,
         error_backoff_s=300.0,
     )
-    return Forwarder(service, loop, ring, gateway, copier, copy_loop, purge_loop)
+    answer_gateway = (
+        gateway if configured_gateway else HttpCustomsGateway(answer_endpoints(settings), clock)
+    )
+    answerer = AnswerForwardService(
+        store,
+        answer_gateway,
+        clock,
+        owner,
+        batches.signing_key,
+        lambda claim: router.customs_for(claim.destination_country, claim.operator_id),
+        policy,
+        lease_s=forwarding.lease_seconds,
+    )
+    answer_loop: StageLoop[AnswerOutcome] = StageLoop(
+        "answer",
+        answerer.run_once,
+        lambda outcome: outcome.claimed > 0 and outcome.error is None,
+        idle_s=forwarding.idle_seconds,
+    )
+    return Forwarder(
+        service,
+        loop,
+        ring,
+        gateway,
+        copier,
+        copy_loop,
+        purge_loop,
+        answerer,
+        answer_loop,
+        answer_gateway,
+    )

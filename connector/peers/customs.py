@@ -26,8 +26,22 @@ for the next requests only): ``ok``; ``down`` (the connection is aborted without
 (the batch is processed, the receipt's signature does not verify); ``wrong_batch`` (the batch
 is processed, the receipt names another batch id).
 
-Everything received stays inspectable (:attr:`MockCustoms.received`, :attr:`MockCustoms.items`)
-for a later stage in which Customs sends decisions back.
+Everything received stays inspectable (:attr:`MockCustoms.received`, :attr:`MockCustoms.items`).
+
+Decisions go back by callback (:meth:`MockCustoms.send_decisions` POSTs one signed customs
+response to the connector) or by poll (:meth:`MockCustoms.queue_decisions` appends it to the
+feed ``GET /v1/responses?after=CURSOR``, which answers the next signed response with its
+position in ``X-Next-Cursor``, or 204 when there is nothing after the cursor).
+
+Referral answers: a ``ReferralAnswer`` (referral-answer-1.xsd) POSTed to ``/v1/answers`` (or
+to the declarations route) is verified against the trusted connector certificates like a
+batch, validated, and must answer a referral this mock issued on that item (``400
+referral_unknown`` otherwise). It is stored once per (OperatorId, AnswerId) in
+:attr:`MockCustoms.answers` and answered with a signed receipt whose ``DeclarationBatchId``
+is the answer id (``duplicate`` for an answer received before). The item is then undecided
+again: the next :meth:`~MockCustoms.send_decisions` or :meth:`~MockCustoms.queue_decisions`
+re-decides it, finally: RELEASE, unless :attr:`MockCustoms.decide_as` names a final decision
+for it (the referral that asked is not repeated).
 """
 
 from __future__ import annotations
@@ -48,9 +62,10 @@ from aiohttp import web
 from cryptography import x509
 from lxml import etree
 
-from connector.core import receipts, signing
+from connector.core import receipts, referrals, signing
 from connector.core.decisions import CustomsResponse, Decision, customs_response_xml
 from connector.core.model import CustomsDecision
+from connector.core.referrals import ReferralAnswer
 from connector.core.schemas import MessageKind, default_registry
 from connector.core.xmlsafe import DEFAULT_LIMITS, parse_xml
 from connector.errors import (
@@ -64,16 +79,22 @@ from connector.peers.risk import ItemFacts, RiskRules, facts_of
 from connector.ports import Clock
 
 __all__ = [
+    "ANSWERS_PATH",
     "DECLARATIONS_PATH",
     "MODES",
+    "RESPONSES_PATH",
     "MockCustoms",
     "Mode",
+    "ReceivedAnswer",
     "ReceivedBatch",
     "ReceivedCopy",
     "ReceivedDeclaration",
 ]
 
 DECLARATIONS_PATH: Final = "/v1/declarations"
+ANSWERS_PATH: Final = "/v1/answers"
+RESPONSES_PATH: Final = "/v1/responses"
+_INTERIM: Final = frozenset({CustomsDecision.REQUEST_INFO, CustomsDecision.REQUEST_SCREENING})
 Mode = Literal["ok", "down", "slow", "error", "throttle", "refuse", "bad_signature", "wrong_batch"]
 MODES: Final[frozenset[str]] = frozenset(get_args(Mode))
 
@@ -121,6 +142,18 @@ class ReceivedCopy:
     items: dict[tuple[str, int], tuple[tuple[str, str], ...]]
     """(ItemReference, Version) -> the copied ``(path, value)`` fields."""
     signer_fingerprint: str
+    signed_xml: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedAnswer:
+    """One referral answer the mock accepted (the first time its id came)."""
+
+    answer: ReferralAnswer
+    item_reference: str
+    received_at: datetime
+    signer_fingerprint: str
+    """The trusted connector certificate that verified the answer."""
     signed_xml: bytes
 
 
@@ -213,6 +246,15 @@ class MockCustoms:
         self._referrals = 0
         self.copies: dict[str, ReceivedCopy] = {}
         """Accepted agency copies by copy batch id."""
+        self.referrals: dict[str, str] = {}
+        """ReferralReference -> ItemReference of every referral sent."""
+        self.answers: dict[tuple[str, str], ReceivedAnswer] = {}
+        """Accepted referral answers by (OperatorId, AnswerId)."""
+        self.answer_requests = 0
+        """Requests carrying a referral answer, failed ones included."""
+        self.feed: list[bytes] = []
+        """The signed responses served by ``GET /v1/responses``; position N has cursor N+1."""
+        self._answered: set[str] = set()  # ItemReferences to re-decide after an answer
 
     def __repr__(self) -> str:
         return f"MockCustoms({self.url if self._runner else 'stopped'}, mode={self._mode})"
@@ -262,12 +304,24 @@ class MockCustoms:
         """The URL declaration batches are POSTed to (``CustomsEndpoint.url``)."""
         return self.url + DECLARATIONS_PATH
 
+    @property
+    def answers_url(self) -> str:
+        """The URL referral answers are POSTed to (a destination's ``answers_url``)."""
+        return self.url + ANSWERS_PATH
+
+    @property
+    def feed_url(self) -> str:
+        """The URL the connector polls for responses (a destination's ``responses_url``)."""
+        return self.url + RESPONSES_PATH
+
     async def start(self) -> str:
         """Listen; returns the base URL (:attr:`url`) with the port actually bound."""
         if self._runner is not None:
             raise ConfigurationError("The mock Customs is running already.")
         app = web.Application(client_max_size=self.max_body_bytes)
         app.router.add_post(DECLARATIONS_PATH, self._declarations)
+        app.router.add_post(ANSWERS_PATH, self._declarations)
+        app.router.add_get(RESPONSES_PATH, self._responses_feed)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl_context)
@@ -317,11 +371,17 @@ class MockCustoms:
         declaration = self.items[reference]
         batch = self.received[declaration.declaration_batch_id]
         reason = "decided by the test"
+        if code is None and reference in self._answered:
+            forced = self.decide_as.get(reference)
+            code = forced if forced is not None and forced not in _INTERIM else None
+            reason = "decided after the referral answer"
+            if code is None:
+                code = CustomsDecision.RELEASE
         if code is None:
             code = self.decide_as.get(reference)
         if code is None:
             code, reason = self.rules.decide(self._item_facts(batch)[reference])
-        interim = code in (CustomsDecision.REQUEST_INFO, CustomsDecision.REQUEST_SCREENING)
+        interim = code in _INTERIM
         return Decision(
             item_reference=reference,
             item_id=declaration.item_id,
@@ -406,10 +466,43 @@ class MockCustoms:
             status = answer.status
             payload: dict[str, Any] = await answer.json(content_type=None)
         if status == 200:
-            for decision in decisions:
-                self.decided[decision.item_reference] = decision.code
+            self._sent(decisions)
         _log.info("mock_customs.decisions_sent", status=status, decisions=len(decisions))
         return status, payload
+
+    def queue_decisions(self, decide: Mapping[str, CustomsDecision] | None = None) -> int:
+        """Like :meth:`send_decisions`, but the signed response waits in the feed for the
+        connector to poll it. Returns how many decisions it carries (0: nothing queued)."""
+        references = list(decide) if decide is not None else list(self.undecided)
+        if not references:
+            return 0
+        decisions = [
+            self.decision_for(reference, (decide or {}).get(reference)) for reference in references
+        ]
+        self.feed.append(self.customs_response(decisions))
+        self._sent(decisions)
+        _log.info("mock_customs.decisions_queued", decisions=len(decisions), feed=len(self.feed))
+        return len(decisions)
+
+    def _sent(self, decisions: Sequence[Decision]) -> None:
+        """The decisions reached the connector: they count as decided, referrals as open."""
+        for decision in decisions:
+            self.decided[decision.item_reference] = decision.code
+            self._answered.discard(decision.item_reference)
+            if decision.referral_reference is not None:
+                self.referrals[decision.referral_reference] = decision.item_reference
+
+    async def _responses_feed(self, request: web.Request) -> web.Response:
+        """``GET /v1/responses?after=N``: the response at position N (0-based), or 204."""
+        after = request.query.get("after", "0")
+        position = int(after) if after.isdigit() else 0
+        if position >= len(self.feed):
+            return web.Response(status=204)
+        response = web.Response(
+            body=self.feed[position], content_type="application/xml", charset="utf-8"
+        )
+        response.headers["X-Next-Cursor"] = str(position + 1)
+        return response
 
     # --- the route ------------------------------------------------------------------------
 
@@ -442,6 +535,8 @@ class MockCustoms:
             return self._refuse(400, exc.code, exc.message)
         except _Refusal as exc:
             return self._refuse(400, exc.code, exc.detail)
+        if isinstance(checked, ReceivedAnswer):
+            return self._answer(checked)
         if isinstance(checked, _CheckedCopy):
             signed = signing.sign(self._record_copy(checked, body), self.signing_key)
             if mode == "bad_signature":
@@ -468,11 +563,13 @@ class MockCustoms:
             signed = signed.replace(b"<Status>", b"<Status> ", 1)
         return web.Response(body=signed, content_type="application/xml", charset="utf-8")
 
-    def _check(self, body: bytes) -> _Checked | _CheckedCopy:
+    def _check(self, body: bytes) -> _Checked | _CheckedCopy | ReceivedAnswer:
         """Parse, verify and validate a batch (in a worker thread); raise ConnectorError."""
         root = parse_xml(body)
         if root.tag == MessageKind.AGENCY_COPY.root_tag:
             return self._check_copy(body)
+        if root.tag == MessageKind.REFERRAL_ANSWER.root_tag:
+            return self._check_answer(body)
         if root.tag != MessageKind.DECLARATION_BATCH.root_tag:
             raise InvalidMessage(f"Expected a declaration batch, got {root.tag}.")
         trusted = self.trusted
@@ -543,6 +640,55 @@ class MockCustoms:
             )
         copy_id = (header.findtext(f"{{{_COPY_NS}}}CopyBatchId") or "").strip()
         return _CheckedCopy(copy_id, agency, items, result.fingerprint)
+
+    def _check_answer(self, body: bytes) -> ReceivedAnswer:
+        """Verify and read a referral answer (in a worker thread); raise ConnectorError."""
+        self.answer_requests += 1
+        trusted = self.trusted
+        if not trusted:
+            raise SignatureInvalid("The mock Customs trusts no connector certificate now.")
+        result = signing.verify(body, signing.VerifyPolicy(trusted))
+        answer = referrals.parse_referral_answer(result.signed_xml)
+        reference = self.referrals.get(answer.referral_reference)
+        declaration = self.items.get(reference or "")
+        if (
+            reference is None
+            or declaration is None
+            or (declaration.operator_id, declaration.item_id)
+            != (answer.operator_id, answer.item_id)
+        ):
+            raise _Refusal(
+                "referral_unknown",
+                f"No referral {answer.referral_reference} was sent on item {answer.item_id}.",
+            )
+        now = self.clock.now()
+        return ReceivedAnswer(
+            answer=answer,
+            item_reference=reference,
+            received_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
+            signer_fingerprint=result.fingerprint,
+            signed_xml=body,
+        )
+
+    def _answer(self, checked: ReceivedAnswer) -> web.Response:
+        """Store a checked answer (once per id), re-open its item, answer a signed receipt."""
+        answer = checked.answer
+        key = (answer.operator_id, answer.answer_id)
+        seen = self.answers.get(key)
+        if seen is None:
+            seen = self.answers[key] = checked
+            self.decided.pop(checked.item_reference, None)
+            self._answered.add(checked.item_reference)
+            _log.info("mock_customs.answer_accepted", answer_id=answer.answer_id)
+        receipt = receipts.declaration_receipt_xml(
+            answer.answer_id,
+            self.destination or "",
+            seen.received_at,
+            1,
+            duplicate=seen is not checked,
+        )
+        signed = signing.sign(receipt, self.signing_key)
+        return web.Response(body=signed, content_type="application/xml", charset="utf-8")
 
     def _record_copy(self, checked: _CheckedCopy, body: bytes) -> bytes:
         """Store a checked copy (once per id) and return its unsigned receipt."""
