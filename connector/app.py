@@ -27,19 +27,17 @@ from connector.adapters.scheduler import (
 )
 from connector.adapters.sources import DirectorySource, HttpSource
 from connector.adapters.web.admin import ADMIN_KEYRING, ADMIN_SCHEDULER
-from connector.adapters.web.answers import ANSWERS
 from connector.adapters.web.customs import DECIDE
 from connector.adapters.web.server import METRICS, build_web_app
 from connector.checks_loader import CheckConfigSource
 from connector.core.checks import CheckConfig
 from connector.flow.accept import AcceptService
 from connector.flow.amend import AmendService
-from connector.flow.answer import AnswerService
 from connector.flow.decide import DecideService, Destination
 from connector.flow.pull import PullService
 from connector.forwarder import Forwarder, open_forwarder
-from connector.poller import Pollers, open_pollers
-from connector.ports import Clock, CustomsGateway, ItemStore, OperatorSource
+from connector.notifier import Notifier, open_notifier
+from connector.ports import Clock, CustomsGateway, ItemStore, NoticeWebhook, OperatorSource
 from connector.settings import Settings, hash_token
 from connector.testing import SystemClock
 
@@ -105,8 +103,8 @@ class Connector:
     """The forward stage (None without Customs destinations)."""
     decide: DecideService | None = None
     """The decide stage for Customs responses (None without Customs destinations)."""
-    pollers: Pollers | None = None
-    """The polls of Customs destinations with a ``responses_url`` (None: none polled)."""
+    notifier: Notifier | None = None
+    """The notify stage (None when no operator has a webhook)."""
 
     def start(self, *, schedule: bool = True, forward: bool = True) -> None:
         """Start the background work: scheduled pulls and the forwarder."""
@@ -114,18 +112,19 @@ class Connector:
             self.scheduler.start()
         if forward and self.forwarder is not None:
             self.forwarder.start()
-        if forward and self.pollers is not None:
-            self.pollers.start()
+        if forward and self.notifier is not None:
+            self.notifier.start()
 
     async def close(self, drain_timeout_s: float = 10.0) -> None:
         """Stop intake schedules, let the send in flight finish, then release everything."""
         if self.scheduler.running:
             await self.scheduler.shutdown(wait=True)
-        if self.pollers is not None:
-            await self.pollers.close(drain_timeout_s)
         if self.forwarder is not None:
             await self.forwarder.stop(drain_timeout_s)
             await self.forwarder.close()
+        if self.notifier is not None:
+            await self.notifier.stop(drain_timeout_s)
+            await self.notifier.close()
         for source in self.sources.values():
             if isinstance(source, HttpSource):
                 await source.close()
@@ -134,7 +133,11 @@ class Connector:
 
 
 def _decide_service(
-    settings: Settings, store: ItemStore, clock: Clock, forwarder: Forwarder | None
+    settings: Settings,
+    store: ItemStore,
+    clock: Clock,
+    forwarder: Forwarder | None,
+    notifier: Notifier | None = None,
 ) -> DecideService | None:
     """The decide stage: each Customs destination's pinned certificates and countries; the
     notices are signed with the forwarder's key ring (its active key, rotations followed)."""
@@ -150,7 +153,13 @@ def _decide_service(
         for destination in settings.destinations
         if destination.kind == "customs"
     ]
-    return DecideService(store, clock, destinations, lambda: ring.active)
+    return DecideService(
+        store,
+        clock,
+        destinations,
+        lambda: ring.active,
+        on_applied=notifier.wake if notifier is not None else None,
+    )
 
 
 async def _check_source(settings: Settings) -> Callable[[], CheckConfig] | None:
@@ -177,10 +186,12 @@ async def open_connector(
     clock: Clock | None = None,
     owner: str | None = None,
     gateway: CustomsGateway | None = None,
+    webhook: NoticeWebhook | None = None,
 ) -> Connector:
     """Open the store (unless given), sync operators, and build the services.
 
-    ``gateway`` replaces the HTTPS Customs gateway of the configured destinations.
+    ``gateway`` replaces the HTTPS Customs gateway of the configured destinations,
+    ``webhook`` the HTTP notice webhook of the operators.
     """
     clock = clock or SystemClock()
     owns_store = store is None
@@ -192,8 +203,8 @@ async def open_connector(
         checks = await _check_source(settings)
         owner = owner or default_owner()
         forwarder = open_forwarder(settings, store, clock, owner, gateway=gateway)
-        decide = _decide_service(settings, store, clock, forwarder)
-        pollers = open_pollers(settings, store, clock, decide)
+        notifier = open_notifier(settings, store, clock, owner, webhook=webhook)
+        decide = _decide_service(settings, store, clock, forwarder, notifier)
         accept = AcceptService(
             store=store,
             clock=clock,
@@ -222,7 +233,7 @@ async def open_connector(
         owns_store,
         forwarder,
         decide,
-        pollers,
+        notifier=notifier,
     )
 
 
@@ -247,12 +258,6 @@ async def build_app(
     )
     app[SCHEDULER] = connector.scheduler
     app[DECIDE] = connector.decide
-    forwarder = connector.forwarder
-    app[ANSWERS] = AnswerService(
-        connector.store,
-        connector.clock,
-        on_recorded=forwarder.wake_answers if forwarder is not None else None,
-    )
     app[ADMIN_SCHEDULER] = connector.scheduler
     app[ADMIN_KEYRING] = connector.forwarder.ring if connector.forwarder is not None else None
     if connector.forwarder is not None:

@@ -61,6 +61,7 @@ __all__ = [
     "HttpSettings",
     "LimitsSettings",
     "LogSettings",
+    "NotifySettings",
     "OperatorSettings",
     "PullSettings",
     "ScheduleSettings",
@@ -450,6 +451,39 @@ class ForwardingSettings(BaseModel):
         return self
 
 
+class NotifySettings(BaseModel):
+    """How signed notices are delivered to the operators' webhooks (``operators[].webhook_url``)."""
+
+    model_config = _MODEL_CONFIG
+
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    """Most notices claimed per notify run."""
+    concurrency: int = Field(default=8, ge=1, le=64)
+    """Notices POSTed at once per process (also the connection pool size)."""
+    idle_seconds: float = Field(default=1.0, gt=0)
+    """Pause between notify runs when there was nothing to deliver."""
+    lease_seconds: float = Field(default=60.0, gt=0)
+    """How long a claim is held; a crashed replica's claims are taken over after it."""
+    max_attempts: int = Field(default=12, ge=1)
+    """Failed deliveries before a notice is dead (it stays in the operator's feed)."""
+    backoff_seconds: float = Field(default=5.0, ge=0)
+    """Delay after the first failed delivery; doubled after each further one."""
+    max_backoff_seconds: float = Field(default=900.0, ge=0)
+    """Longest delay between two deliveries of a notice."""
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Longest time to open a connection to a webhook."""
+    timeout_seconds: float = Field(default=15.0, gt=0)
+    """Longest time one delivery may take, the answer included."""
+    ca_file: _ExistingFile = None
+    """PEM CA bundle to verify ``https://`` webhooks with (default: the system store)."""
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> NotifySettings:
+        if self.max_backoff_seconds < self.backoff_seconds:
+            raise _problem("must not be below backoff_seconds", "max_backoff_seconds")
+        return self
+
+
 class DestinationSettings(BaseModel):
     """A Customs risk system (``kind = "customs"``) or another border agency (``"agency"``)."""
 
@@ -490,23 +524,15 @@ class DestinationSettings(BaseModel):
     """Most sends in flight to this destination at once."""
     fast_retries: int = Field(default=2, ge=0)
     """Further attempts within one send after a connection error, 429 or 5xx."""
-    answers_url: str | None = None
-    """Customs only: HTTPS URL referral answers are POSTed to (default: ``url``)."""
-    responses_url: str | None = None
-    """Customs only: HTTPS URL polled for signed responses (none: Customs calls back)."""
-    poll_interval_seconds: float = Field(default=60.0, gt=0)
-    """Pause between polls of ``responses_url`` once it has nothing new."""
 
     @model_validator(mode="before")
     @classmethod
     def _read_files(cls, data: Any) -> Any:
         return _read_secret_files(data, (("client_key_passphrase", "client_key_passphrase_file"),))
 
-    @field_validator("url", "answers_url", "responses_url")
+    @field_validator("url")
     @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+    def _check_url(cls, value: str) -> str:
         checked = _check_http_url(value)
         if checked is None or not checked.lower().startswith("https://"):
             raise _problem("must be an https:// URL (server verification is always on)")
@@ -547,9 +573,7 @@ class DestinationSettings(BaseModel):
                 raise _problem("a Customs destination covers at least one country", "countries")
             if self.hs_chapters or self.fields:
                 raise _problem("hs_chapters and fields are for agencies", "hs_chapters")
-        elif self.answers_url is not None or self.responses_url is not None:
-            raise _problem("answers_url and responses_url are for Customs", "responses_url")
-        if self.kind == "agency":
+        else:
             if not self.hs_chapters:
                 raise _problem("an agency subscribes to at least one HS chapter", "hs_chapters")
             if not self.fields:
@@ -588,6 +612,8 @@ class Settings(BaseSettings):
     """The connector's signing keys."""
     forwarding: ForwardingSettings = Field(default_factory=ForwardingSettings)
     """Sending to Customs: batching, retries, evidence."""
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    """Delivering signed notices to the operators' webhooks."""
     checks: ChecksSettings = Field(default_factory=ChecksSettings)
     """The data-quality and compliance checks on intake."""
     destinations: tuple[DestinationSettings, ...] = ()
@@ -727,6 +753,7 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
         if isinstance(operator, dict):
             resolve(operator.get("pull"), ("token_file", "directory"))
     resolve(data.get("signing"), ("keys_dir",))
+    resolve(data.get("notify"), ("ca_file",))
     resolve(data.get("checks"), ("config",))
     destinations = data.get("destinations")
     for destination in destinations if isinstance(destinations, list | tuple) else ():

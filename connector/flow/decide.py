@@ -100,12 +100,16 @@ class DecideService:
         key: KeySource,
         *,
         window: timedelta = decisions.DEFAULT_FRESHNESS_WINDOW,
+        on_applied: Callable[[], None] | None = None,
     ) -> None:
+        """``on_applied`` is called after a response applied decisions (their notices are
+        stored): the notify stage's wake-up."""
         self._store = store
         self._clock = clock
         self._destinations: Mapping[str, Destination] = {d.id: d for d in destinations}
         self._key = key
         self._window = window
+        self._on_applied = on_applied
 
     @property
     def destinations(self) -> tuple[str, ...]:
@@ -144,6 +148,8 @@ class DecideService:
             decision_count=len(response.decisions) + len(response.problems),
         )
         result = await self._store.apply_response(received, signed)
+        if result.applied and self._on_applied is not None:
+            self._on_applied()
         problems.extend(result.problems)
         problems.sort(key=lambda problem: problem.index)
         outcome = DecideOutcome(
