@@ -27,16 +27,19 @@ from connector.adapters.scheduler import (
 )
 from connector.adapters.sources import DirectorySource, HttpSource
 from connector.adapters.web.admin import ADMIN_KEYRING, ADMIN_SCHEDULER
+from connector.adapters.web.answers import ANSWERS
 from connector.adapters.web.customs import DECIDE
 from connector.adapters.web.server import METRICS, build_web_app
 from connector.checks_loader import CheckConfigSource
 from connector.core.checks import CheckConfig
 from connector.flow.accept import AcceptService
 from connector.flow.amend import AmendService
+from connector.flow.answer import AnswerService
 from connector.flow.decide import DecideService, Destination
 from connector.flow.pull import PullService
 from connector.forwarder import Forwarder, open_forwarder
 from connector.notifier import Notifier, open_notifier
+from connector.poller import Pollers, open_pollers
 from connector.ports import Clock, CustomsGateway, ItemStore, NoticeWebhook, OperatorSource
 from connector.settings import Settings, hash_token
 from connector.testing import SystemClock
@@ -103,6 +106,8 @@ class Connector:
     """The forward stage (None without Customs destinations)."""
     decide: DecideService | None = None
     """The decide stage for Customs responses (None without Customs destinations)."""
+    pollers: Pollers | None = None
+    """The polls of Customs destinations with a ``responses_url`` (None: none polled)."""
     notifier: Notifier | None = None
     """The notify stage (None when no operator has a webhook)."""
 
@@ -114,11 +119,15 @@ class Connector:
             self.forwarder.start()
         if forward and self.notifier is not None:
             self.notifier.start()
+        if forward and self.pollers is not None:
+            self.pollers.start()
 
     async def close(self, drain_timeout_s: float = 10.0) -> None:
         """Stop intake schedules, let the send in flight finish, then release everything."""
         if self.scheduler.running:
             await self.scheduler.shutdown(wait=True)
+        if self.pollers is not None:
+            await self.pollers.close(drain_timeout_s)
         if self.forwarder is not None:
             await self.forwarder.stop(drain_timeout_s)
             await self.forwarder.close()
@@ -205,6 +214,7 @@ async def open_connector(
         forwarder = open_forwarder(settings, store, clock, owner, gateway=gateway)
         notifier = open_notifier(settings, store, clock, owner, webhook=webhook)
         decide = _decide_service(settings, store, clock, forwarder, notifier)
+        pollers = open_pollers(settings, store, clock, decide)
         accept = AcceptService(
             store=store,
             clock=clock,
@@ -233,6 +243,7 @@ async def open_connector(
         owns_store,
         forwarder,
         decide,
+        pollers,
         notifier=notifier,
     )
 
@@ -258,6 +269,12 @@ async def build_app(
     )
     app[SCHEDULER] = connector.scheduler
     app[DECIDE] = connector.decide
+    forwarder = connector.forwarder
+    app[ANSWERS] = AnswerService(
+        connector.store,
+        connector.clock,
+        on_recorded=forwarder.wake_answers if forwarder is not None else None,
+    )
     app[ADMIN_SCHEDULER] = connector.scheduler
     app[ADMIN_KEYRING] = connector.forwarder.ring if connector.forwarder is not None else None
     if connector.forwarder is not None:

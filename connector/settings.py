@@ -524,15 +524,23 @@ class DestinationSettings(BaseModel):
     """Most sends in flight to this destination at once."""
     fast_retries: int = Field(default=2, ge=0)
     """Further attempts within one send after a connection error, 429 or 5xx."""
+    answers_url: str | None = None
+    """Customs only: HTTPS URL referral answers are POSTed to (default: ``url``)."""
+    responses_url: str | None = None
+    """Customs only: HTTPS URL polled for signed responses (none: Customs calls back)."""
+    poll_interval_seconds: float = Field(default=60.0, gt=0)
+    """Pause between polls of ``responses_url`` once it has nothing new."""
 
     @model_validator(mode="before")
     @classmethod
     def _read_files(cls, data: Any) -> Any:
         return _read_secret_files(data, (("client_key_passphrase", "client_key_passphrase_file"),))
 
-    @field_validator("url")
+    @field_validator("url", "answers_url", "responses_url")
     @classmethod
-    def _check_url(cls, value: str) -> str:
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         checked = _check_http_url(value)
         if checked is None or not checked.lower().startswith("https://"):
             raise _problem("must be an https:// URL (server verification is always on)")
@@ -573,7 +581,9 @@ class DestinationSettings(BaseModel):
                 raise _problem("a Customs destination covers at least one country", "countries")
             if self.hs_chapters or self.fields:
                 raise _problem("hs_chapters and fields are for agencies", "hs_chapters")
-        else:
+        elif self.answers_url is not None or self.responses_url is not None:
+            raise _problem("answers_url and responses_url are for Customs", "responses_url")
+        if self.kind == "agency":
             if not self.hs_chapters:
                 raise _problem("an agency subscribes to at least one HS chapter", "hs_chapters")
             if not self.fields:
