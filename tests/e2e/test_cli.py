@@ -115,7 +115,6 @@ def test_sample_is_deterministic_and_refuses_bad_arguments(tmp_path: Path) -> No
     assert refused.returncode == 2
 
 
-
 def test_python_dash_m_and_console_script_agree() -> None:
     version = run_cli("--version")
     assert version.returncode == 0
