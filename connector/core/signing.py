@@ -43,7 +43,7 @@ from signxml.algorithms import (
     SignatureMethod,
 )
 from signxml.exceptions import InvalidCertificate, InvalidDigest, SignXMLException
-from signxml.signer import XMLSigner
+from signxml.signer import SignatureReference, XMLSigner
 from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from connector.core.xmlsafe import DEFAULT_LIMITS, ParseLimits, parse_xml
@@ -213,14 +213,39 @@ def sign(xml: bytes | etree._Element, key: SigningKey) -> bytes:
     if not isinstance(root, etree._Element):
         raise TypeError(f"sign() takes bytes or an lxml element, not {type(xml).__name__}")
     _check_signable(root)
-    signer = XMLSigner(
+    signer = _InPlaceEnvelopedSigner(
         method=SignatureConstructionMethod.enveloped,
         signature_algorithm=key.algorithm,
         digest_algorithm=_SIGN_DIGEST,
         c14n_algorithm=_SIGN_C14N,
     )
-    signed: etree._Element = signer.sign(root, key=key.private_key, cert=[key.certificate])
-    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+    signer.sign(root, key=key.private_key, cert=[key.certificate])
+    signature = signer.signature
+    root.append(signature)  # after the digest was taken, as the enveloped transform implies
+    try:
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    finally:
+        root.remove(signature)  # the caller's element is left as it came
+
+
+class _InPlaceEnvelopedSigner(XMLSigner):
+    """signxml's enveloped signer without its two copies of the whole document.
+
+    signxml serializes and re-parses the document twice (one copy to attach the signature
+    to, one to digest), which is over half the cost of signing a 1,000-item batch. Here the
+    digest is taken of the document itself while no signature is attached, and :func:`sign`
+    attaches the finished ``ds:Signature`` afterwards. What is signed and how is unchanged:
+    the same algorithms, one reference with URI "" and the enveloped-signature and exclusive
+    C14N transforms (tests compare the bytes with signxml's own path).
+    """
+
+    signature: etree._Element
+
+    def _unpack(  # type: ignore[no-untyped-def]
+        self, data, references: list[SignatureReference]
+    ):
+        self.signature = etree.Element(_DS_SIGNATURE, nsmap=self.namespaces)
+        return self.signature, data, [data], [SignatureReference(URI="")]
 
 
 def _check_signable(root: etree._Element) -> None:

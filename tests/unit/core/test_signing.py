@@ -197,6 +197,29 @@ def test_sign_accepts_an_element_and_leaves_it_unchanged(keys: Keys, document: b
     assert c14n(result.signed_xml) == c14n(root)
 
 
+@pytest.mark.parametrize("kind", ["rsa2048", "rsa3072"])
+@pytest.mark.parametrize("message", ["customs-response.xml", "declaration-batch.xml"])
+def test_signing_in_place_gives_the_bytes_of_signxml_own_path(
+    keys: Keys, kind: str, message: str
+) -> None:
+    """Without signxml's two document copies the output is byte for byte the same
+    (RSA PKCS#1 v1.5 is deterministic, so the signature values can be compared too)."""
+    from signxml import SignatureConstructionMethod, XMLSigner
+
+    from connector.core.signing import _SIGN_C14N, _SIGN_DIGEST
+
+    data = (MESSAGES / message).read_bytes()
+    key = keys[kind]
+    reference = XMLSigner(
+        method=SignatureConstructionMethod.enveloped,
+        signature_algorithm=key.algorithm,
+        digest_algorithm=_SIGN_DIGEST,
+        c14n_algorithm=_SIGN_C14N,
+    ).sign(etree.fromstring(data), key=key.private_key, cert=[key.certificate])
+    expected = etree.tostring(reference, xml_declaration=True, encoding="UTF-8")
+    assert sign(data, key) == expected
+
+
 def test_the_key_object_is_used_directly(
     keys: Keys, document: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
