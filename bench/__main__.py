@@ -10,7 +10,7 @@ import platform
 
 import structlog
 
-from bench import attacks, checks, forward, intake, validation
+from bench import attacks, checks, forward, intake, roundtrip, validation
 
 
 def main() -> None:
@@ -28,6 +28,8 @@ def main() -> None:
         + checks.run(args.quick)
         + forward.run(args.quick)
     )
+    trip, latency = roundtrip.run(args.quick)
+    figures += trip
     print(f"{'figure':<40} {'items/s':>12} {'baseline/s':>12} {'ratio':>7}")
     for figure in figures:
         print(
@@ -54,6 +56,11 @@ def main() -> None:
         for figure in figures
     }
     summary["attack_slowest_ms"] = round(slowest[2] * 1000, 1)
+    summary.update(latency)
+    print(
+        f"round trip intake -> final notice: p50 {latency['roundtrip_p50_ms']} ms, "
+        f"p99 {latency['roundtrip_p99_ms']} ms"
+    )
     print(json.dumps(summary, sort_keys=True))
 
 
