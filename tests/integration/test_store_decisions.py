@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from connector.adapters.db.store import SqlItemStore
 from connector.core.model import CustomsDecision, ItemState
 from connector.core.notices import ItemNotice, new_notice_id
 from connector.core.references import item_reference
@@ -249,3 +250,31 @@ async def test_a_failure_recorded_after_a_decision_leaves_the_item_decided(store
     assert item is not None
     assert item.state is ItemState.DECIDED
     assert await store.claim_for_forwarding("w", 10, 60, LATER + timedelta(hours=1)) == ()
+
+
+async def test_the_feed_resumes_from_a_cursor_after_a_restart(sqlite_url: str) -> None:
+    """The cursor is the store's notice sequence: a reader resumes after the service (and its
+    store) were restarted, and later notices follow without a gap or a repeat."""
+    store = await SqlItemStore.open(sqlite_url)
+    try:
+        await forwarded(store, 4)
+        await store.apply_response(
+            response("R1", 2), [decision("R1", n, D.RELEASE, index=n) for n in range(2)]
+        )
+        first = await store.notices_after("OP1", 0, 100)
+    finally:
+        await store.close()
+    cursor = first[-1].sequence
+    assert cursor is not None
+    restarted = await SqlItemStore.open(sqlite_url)
+    try:
+        assert await restarted.notices_after("OP1", cursor, 100) == ()
+        await restarted.apply_response(
+            response("R2", 2), [decision("R2", n, D.HOLD, index=n - 2) for n in (2, 3)]
+        )
+        later = await restarted.notices_after("OP1", cursor, 100)
+        everything = await restarted.notices_after("OP1", 0, 100)
+    finally:
+        await restarted.close()
+    assert [n.notice.item_id for n in later] == [item_id(2), item_id(3)]
+    assert [n.notice.notice_id for n in everything] == [n.notice.notice_id for n in first + later]
