@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from connector.adapters.db.listen import WorkListener
 from connector.adapters.db.store import SqlItemStore
 from connector.adapters.keystore import load_certificate
 from connector.adapters.scheduler import (
@@ -110,6 +111,8 @@ class Connector:
     """The polls of Customs destinations with a ``responses_url`` (None: none polled)."""
     notifier: Notifier | None = None
     """The notify stage (None when no operator has a webhook)."""
+    listener: WorkListener | None = None
+    """On PostgreSQL, wakes this replica's stages when another replica creates work."""
 
     def start(self, *, schedule: bool = True, forward: bool = True) -> None:
         """Start the background work: scheduled pulls and the forwarder."""
@@ -121,11 +124,17 @@ class Connector:
             self.notifier.start()
         if forward and self.pollers is not None:
             self.pollers.start()
+        if forward and self.listener is None:
+            self.listener = _work_listener(self)
+            if self.listener is not None:
+                self.listener.start()
 
     async def close(self, drain_timeout_s: float = 10.0) -> None:
         """Stop intake schedules, let the send in flight finish, then release everything."""
         if self.scheduler.running:
             await self.scheduler.shutdown(wait=True)
+        if self.listener is not None:
+            await self.listener.stop()
         if self.pollers is not None:
             await self.pollers.close(drain_timeout_s)
         if self.forwarder is not None:
@@ -139,6 +148,19 @@ class Connector:
                 await source.close()
         if self._owns_store and isinstance(self.store, SqlItemStore):
             await self.store.close()
+
+
+def _work_listener(connector: Connector) -> WorkListener | None:
+    """A LISTEN connection waking the running stages, on PostgreSQL only."""
+    if not connector.settings.database.url.startswith("postgresql"):
+        return None
+    wake: dict[str, Callable[[], None]] = {}
+    if connector.forwarder is not None:
+        wake["outbox"] = connector.forwarder.wake
+        wake["answers"] = connector.forwarder.wake_answers
+    if connector.notifier is not None:
+        wake["notices"] = connector.notifier.wake
+    return WorkListener(connector.settings.database.url, wake) if wake else None
 
 
 def _decide_service(

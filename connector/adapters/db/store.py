@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from connector.adapters.db import engine as db_engine
-from connector.adapters.db import tables
+from connector.adapters.db import listen, tables
 from connector.core import decisions as core_decisions
 from connector.core import lifecycle, referrals
 from connector.core.checks.outcome import DetailValue, Finding, Severity
@@ -374,6 +374,12 @@ class SqlItemStore:
         with db_engine.wrap_errors("closing the database"):
             await self._engine.dispose()
 
+    async def _notify(self, session: AsyncSession, kind: str) -> None:
+        """On PostgreSQL, wake every replica's stage for ``kind`` when this transaction
+        commits (see :mod:`connector.adapters.db.listen`); SQLite is one process."""
+        if self._dialect == "postgresql":
+            await session.execute(sa.text(listen.notify_sql(kind)))
+
     def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         """An INSERT that can say ON CONFLICT, in this backend's dialect."""
         if self._dialect == "postgresql":
@@ -420,6 +426,7 @@ class SqlItemStore:
             )
             if new:
                 await self._store_new_items(session, intake, new)
+                await self._notify(session, "outbox")
             if intake.cursor is not None:
                 await self._save_cursor(session, intake)
             return tuple(results)
@@ -1150,6 +1157,7 @@ class SqlItemStore:
                 f"referral answer {answer.answer_id} to {answer.referral_reference}",
             )
             await self._replace_item(session, moved, event)
+            await self._notify(session, "answers")
             job = await session.execute(
                 sa.insert(_OUTBOX)
                 .values(_outbox_row(item.reference, received.received_at, _ANSWER))
@@ -1591,6 +1599,8 @@ class SqlItemStore:
                     .values(applied_count=len(judged.notices))
                 )
                 sequences = await self._sequences(session, [n.notice_id for n in judged.applied])
+                if judged.applied:
+                    await self._notify(session, "notices")
                 return AppliedResponse(
                     applied=tuple(
                         replace(notice, sequence=sequences[notice.notice_id])
