@@ -256,14 +256,21 @@ async def _run_worker(settings: Settings) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from connector.adapters.db.lock import hold_sqlite
+
+    settings = _settings(args)
+    with hold_sqlite(settings.database.url):
+        return _serve(settings, args.role)
+
+
+def _serve(settings: Settings, role: str) -> int:
     from aiohttp import web
 
     from connector.app import build_app, open_connector
 
-    settings = _settings(args)
-    if args.role == "worker":
+    if role == "worker":
         return asyncio.run(_run_worker(settings))
-    background = args.role == "all"
+    background = role == "all"
 
     async def make_app() -> web.Application:
         connector = await open_connector(settings)
