@@ -10,8 +10,12 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_cli import run_cli
 
@@ -83,6 +87,21 @@ def test_demo_keep_leaves_everything_running_until_interrupted(tmp_path: Path) -
         )
         with urllib.request.urlopen(request, context=context, timeout=10) as answer:
             assert json.loads(answer.read())["count"] == 0
+        base = info["connector_url"]
+        for path in ("/healthz", "/readyz"):
+            with urllib.request.urlopen(base + path, context=context, timeout=10) as answer:
+                assert answer.status == 200
+        metrics = urllib.request.Request(
+            base + "/metrics", headers={"Authorization": f"Bearer {info['admin_token']}"}
+        )
+        with urllib.request.urlopen(metrics, context=context, timeout=10) as answer:
+            text = answer.read().decode()
+        families = {family.name for family in text_string_to_metric_families(text)}
+        assert {"ead_items", "ead_outbox_pending", "ead_http_requests"} <= families
+        for path in ("/v1/admin/dead", "/v1/admin/keys", "/metrics"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(base + path, context=context, timeout=10)
+            assert refused.value.code == 401
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=60)
         assert process.returncode == 0
