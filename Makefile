@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint fmt typecheck unit bench bench-quick lock clean
+.PHONY: install demo test lint fmt typecheck unit soak bench bench-quick lock clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ unit: install
 fmt: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+SOAK_KILLS ?= 50
+
+soak: install  ## the reliability suite, long: many kill -9s, longer outages, more fuzzing
+	CONNECTOR_SOAK_KILLS=$(SOAK_KILLS) $(BIN)/pytest -m reliability -s -p no:cacheprovider tests/reliability $(PYTEST_ARGS)
 
 bench: install  ## throughput figures with their in-run baselines
 	$(BIN)/python -m bench
