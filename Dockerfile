@@ -43,7 +43,7 @@ USER connector
 WORKDIR /var/lib/ead-connector
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('CONNECTOR_HTTP__PORT', '8080') + '/healthz', timeout=4)"]
+    CMD ["ead-connector", "check"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["ead-connector"]
 CMD ["run"]

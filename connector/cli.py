@@ -537,9 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("id", metavar="ID", help="the item's connector reference, or its item id")
     dead.set_defaults(handler=_cmd_dead)
 
-    from connector import keys_cli
+    from connector import keys_cli, ops_cli
 
     keys_cli.register(commands)
+    ops_cli.register(commands)
     return parser
 
 

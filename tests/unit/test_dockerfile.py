@@ -56,7 +56,9 @@ def test_runs_as_an_unprivileged_user() -> None:
 
 def test_health_check_and_command_use_what_the_service_offers() -> None:
     instructions = dict(_instructions())
-    assert "/healthz" in instructions["HEALTHCHECK"]
+    health = json.loads(instructions["HEALTHCHECK"].split("CMD", 1)[1])
+    assert health == ["ead-connector", "check"]
+    assert build_parser().parse_args(health[1:]).handler.__name__ == "_cmd_check"
     entrypoint = json.loads(instructions["ENTRYPOINT"])
     command = json.loads(instructions["CMD"])
     assert entrypoint == ["ead-connector"]

@@ -24,6 +24,7 @@ from connector.adapters.web import auth, problems
 from connector.adapters.web.ratelimit import RateLimiter
 from connector.core import model, outbound, xmlsafe
 from connector.core.model import Acknowledgement, ItemEvent, StoredItem
+from connector.core.schemas import MessageKind, default_registry
 from connector.errors import (
     ConfigurationError,
     NotFound,
@@ -222,14 +223,38 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: a cheap store call succeeds in time (key material joins with the keystore)."""
+    """Readiness: the database answers in time, the signing key (when configured) is valid
+    now, and the message schemas are compiled. Says only which check failed, nothing more."""
+    from connector.adapters.web.admin import ADMIN_KEYRING
+
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             await request.app[STORE].schedule_states()
     except Exception as exc:
-        _log.warning("readiness.failed", error_type=type(exc).__name__)
+        _log.warning("readiness.failed", check="database", error_type=type(exc).__name__)
         raise StoreUnavailable() from exc
-    return _json({"status": "ok"})
+    checks = {"database": "ok", "schemas": "ok"}
+    try:
+        default_registry().lxml(MessageKind.ITEM_BATCH)
+    except Exception as exc:
+        _log.error("readiness.failed", check="schemas", error_type=type(exc).__name__)
+        checks["schemas"] = "failed"
+    ring = request.app.get(ADMIN_KEYRING)
+    if ring is not None:
+        expires = ring.active.certificate.not_valid_after_utc
+        checks["keys"] = "ok" if expires > request.app[CLOCK].now() else "expired"
+    failed = sorted(name for name, state in checks.items() if state != "ok")
+    if failed:
+        _log.error("readiness.failed", checks=failed)
+        return problems.problem_response(
+            request,
+            status=503,
+            code="not_ready",
+            title="Not ready",
+            detail=f"not ready: {', '.join(failed)}",
+            extra={"checks": checks},
+        )
+    return _json({"status": "ok", "checks": checks})
 
 
 async def push_batch(request: web.Request) -> web.Response:

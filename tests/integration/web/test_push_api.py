@@ -587,7 +587,10 @@ async def test_readyz_is_ok_when_the_store_answers(client: Client) -> None:
     """GET /readyz answers ok without authentication when the store works."""
     response = await client.get("/readyz")
     assert response.status == 200
-    assert await response.json() == {"status": "ok"}
+    assert await response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "schemas": "ok"},
+    }
 
 
 class DownStore(InMemoryItemStore):
