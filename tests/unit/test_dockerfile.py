@@ -104,3 +104,25 @@ def test_docker_build_succeeds_where_a_daemon_is_available() -> None:
         check=False,
     )
     assert run.stdout.startswith("ead-connector ")
+
+
+def test_compose_file_uses_real_commands_and_a_loadable_config() -> None:
+    from connector.settings import load_settings
+
+    compose = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    commands = re.findall(r"command: (\[.*\])", compose)
+    assert commands
+    for command in commands:
+        args = build_parser().parse_args(json.loads(command))
+        assert args.handler.__name__ in {"_cmd_db_upgrade", "_cmd_run"}
+    assert "./config/compose:/etc/ead-connector:ro" in compose
+    assert compose.count("connector-") >= 2  # two replicas
+    settings = load_settings(
+        ROOT / "config" / "compose" / "connector.toml",
+        {
+            "CONNECTOR_DATABASE_URL": "postgresql+asyncpg://connector:pw@postgres/ead",
+            "CONNECTOR_ADMIN_TOKEN": "admin-token",
+        },
+    )
+    assert settings.database.url.startswith("postgresql+asyncpg://")
+    assert settings.http.host == "0.0.0.0"
