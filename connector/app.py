@@ -301,6 +301,8 @@ async def build_app(
     app[ADMIN_KEYRING] = connector.forwarder.ring if connector.forwarder is not None else None
     if connector.forwarder is not None:
         connector.forwarder.loop.add_listener(app[METRICS].forward_run)
+    if connector.notifier is not None:
+        connector.notifier.loop.add_listener(app[METRICS].notify_run)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         connector.start(schedule=schedule, forward=forward)

@@ -9,13 +9,21 @@ tests and several apps in one process do not mix). What it shows:
 - ``ead_items_total{operator,outcome}``: items acknowledged as ``accepted`` or ``rejected``;
 - ``ead_forward_items_total{outcome}``: items the forwarder ``sent``, ``retried`` or made
   ``dead``; ``ead_forward_batches_total``: batches Customs accepted;
+- ``ead_notices_total{outcome}``: notices the webhook stage ``delivered``, ``retried`` or made
+  ``dead``;
 - ``ead_outbox_pending`` and ``ead_dead_letters``: read from the database at each scrape, so
-  every replica reports the shared backlog.
+  every replica reports the shared backlog;
+- ``ead_schedule_last_success_timestamp_seconds{operator}``: when each operator's scheduled
+  pull last ended well (from the database);
+- ``ead_signing_certificate_days_left``: days until the active signing certificate expires
+  (warn at 30, act at 7).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Final, Protocol, runtime_checkable
 
 from aiohttp import web
@@ -24,8 +32,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from connector.adapters.web import auth
-from connector.adapters.web.server import ADMIN_TOKEN_SHA256, METRICS, STORE
+from connector.adapters.web.server import ADMIN_TOKEN_SHA256, CLOCK, METRICS, STORE
 from connector.core.model import Acknowledgement, StoredItem
+from connector.ports import ScheduleState
 
 __all__ = ["METRICS_ROUTES", "Metrics", "metrics_middleware"]
 
@@ -35,6 +44,22 @@ class _Backlog(Protocol):
     async def outbox_depth(self) -> int: ...
 
     async def dead_letters(self) -> tuple[StoredItem, ...]: ...
+
+
+@runtime_checkable
+class _Schedules(Protocol):
+    async def schedule_states(self) -> Mapping[str, ScheduleState]: ...
+
+
+class _NotifyOutcome(Protocol):
+    @property
+    def delivered(self) -> int: ...
+
+    @property
+    def retried(self) -> int: ...
+
+    @property
+    def dead(self) -> int: ...
 
 
 class _ForwardOutcome(Protocol):
@@ -89,6 +114,23 @@ class Metrics:
         self.outbox = Gauge(
             "ead_outbox_pending", "Items waiting to be forwarded.", registry=self.registry
         )
+        self.notices = Counter(
+            "ead_notices",
+            "Notices handled by the webhook stage, by outcome (delivered, retried, dead).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.schedule_success = Gauge(
+            "ead_schedule_last_success_timestamp_seconds",
+            "When an operator's scheduled pull last ended well (Unix time).",
+            ["operator"],
+            registry=self.registry,
+        )
+        self.certificate_days = Gauge(
+            "ead_signing_certificate_days_left",
+            "Days until the active signing certificate expires.",
+            registry=self.registry,
+        )
         self.dead = Gauge(
             "ead_dead_letters", "Items whose forwarding gave up.", registry=self.registry
         )
@@ -110,11 +152,29 @@ class Metrics:
         if outcome.batches:
             self.batches.inc(outcome.batches)
 
+    def notify_run(self, outcome: _NotifyOutcome) -> None:
+        """Count what one notify run did (the notifier's StageLoop listener)."""
+        for name in ("delivered", "retried", "dead"):
+            count = getattr(outcome, name)
+            if count:
+                self.notices.labels(name).inc(count)
+
     async def refresh_backlog(self, store: object) -> None:
-        """Read the shared backlog from the database into the gauges."""
+        """Read the shared backlog and the schedules' last results from the database."""
         if isinstance(store, _Backlog):
             self.outbox.set(await store.outbox_depth())
             self.dead.set(len(await store.dead_letters()))
+        if isinstance(store, _Schedules):
+            for schedule_id, state in (await store.schedule_states()).items():
+                ok = state.last_result is not None and state.last_result.startswith("ok")
+                if ok and state.last_finished_at is not None:
+                    operator = schedule_id.split(":", 1)[-1]
+                    self.schedule_success.labels(operator).set(state.last_finished_at.timestamp())
+
+    def refresh_certificate(self, not_after: datetime | None, now: datetime) -> None:
+        """The active signing certificate's days left (nothing without signing keys)."""
+        if not_after is not None:
+            self.certificate_days.set((not_after - now).total_seconds() / 86400)
 
 
 @web.middleware
@@ -142,6 +202,11 @@ async def get_metrics(request: web.Request) -> web.Response:
     auth.require_admin(request, request.app[ADMIN_TOKEN_SHA256])
     metrics = request.app[METRICS]
     await metrics.refresh_backlog(request.app[STORE])
+    from connector.adapters.web.admin import ADMIN_KEYRING
+
+    ring = request.app.get(ADMIN_KEYRING)
+    not_after = ring.active.certificate.not_valid_after_utc if ring is not None else None
+    metrics.refresh_certificate(not_after, request.app[CLOCK].now())
     response = web.Response(body=generate_latest(metrics.registry))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

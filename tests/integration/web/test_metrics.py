@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from connector.adapters.keystore import KeyRing
+from connector.adapters.web import server
+from connector.adapters.web.admin import ADMIN_KEYRING
 from connector.adapters.web.server import METRICS
+from connector.flow.accept import AcceptService
 from connector.flow.forward import ForwardOutcome
-from connector.testing import InMemoryItemStore
-from tests.integration.web.conftest import ADMIN_TOKEN, AUTH_A, TWO_ITEMS, XML
+from connector.flow.notify import NotifyOutcome
+from connector.testing import FrozenClock, InMemoryItemStore
+from tests.integration.web.conftest import ADMIN_TOKEN, AUTH_A, TWO_ITEMS, XML, sha256_hex
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 Client = TestClient[web.Request, web.Application]
@@ -51,3 +58,30 @@ async def test_metrics_need_the_admin_token(client: Client, accepted: dict[Any, 
     for headers in ({}, AUTH_A):
         response = await client.get("/metrics", headers=headers)
         assert response.status == 401
+
+
+async def test_metrics_show_notices_schedules_and_certificate_expiry(
+    aiohttp_client: Any, store: InMemoryItemStore, clock: FrozenClock, tmp_path: Path
+) -> None:
+    ring = KeyRing.create(tmp_path / "keys", b"metrics test", "ec", "EADC", 30)
+    app = server.build_web_app(
+        store=store,
+        accept=AcceptService(store, clock),
+        clock=clock,
+        max_body_bytes=1 << 16,
+        admin_token_sha256=sha256_hex(ADMIN_TOKEN),
+    )
+    app[ADMIN_KEYRING] = ring
+    client: Client = await aiohttp_client(TestServer(app))
+    app[METRICS].notify_run(NotifyOutcome(claimed=3, delivered=2, dead=1))
+    fired = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+    assert await store.claim_tick("pull:DE-POST", fired, "replica-1")
+    await store.finish_tick("pull:DE-POST", fired, "ok: 4 items", fired + timedelta(seconds=2))
+    text = await (await client.get("/metrics", headers=ADMIN)).text()
+    assert _value(text, 'ead_notices_total{outcome="delivered"}') == 2
+    assert _value(text, 'ead_notices_total{outcome="dead"}') == 1
+    success = 'ead_schedule_last_success_timestamp_seconds{operator="DE-POST"}'
+    assert _value(text, success) == (fired + timedelta(seconds=2)).timestamp()
+    days = _value(text, "ead_signing_certificate_days_left")
+    expected = ring.active.certificate.not_valid_after_utc - clock.now()
+    assert abs(days - expected.total_seconds() / 86400) < 0.01
