@@ -7,7 +7,7 @@ Each port has a real adapter under :mod:`connector.adapters` and an in-memory fa
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -19,6 +19,7 @@ from connector.core.model import (
     Intake,
     IntakeResult,
     ItemEvent,
+    ItemState,
     StoredItem,
 )
 from connector.core.notices import ItemNotice
@@ -26,8 +27,10 @@ from connector.core.referrals import ReferralAnswer
 from connector.core.retry import RetryDecision
 
 __all__ = [
+    "AdminOperator",
     "AnswerClaim",
     "AppliedResponse",
+    "AuditEntry",
     "Clock",
     "CopyClaim",
     "CustomsGateway",
@@ -36,6 +39,7 @@ __all__ = [
     "DecisionToApply",
     "FetchedBatch",
     "ForwardClaim",
+    "ItemSearch",
     "ItemStore",
     "NoticeClaim",
     "NoticeWebhook",
@@ -67,6 +71,59 @@ class OperatorRecord:
     enabled: bool = True
     token_sha256: str | None = None
     cert_sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdminOperator:
+    """An operator as administration sees it: the record (``enabled`` is whether it may
+    authenticate now) and who manages it.
+
+    ``managed_by`` is ``config`` (declared in the configuration file, synced at startup) or
+    ``admin`` (added through administration). ``admin_disabled``: an administrator disabled it
+    and only an administrator enables it again. ``token_rotated_at``: when an administrator
+    last set its token; the configured token is then ignored.
+    """
+
+    record: OperatorRecord
+    managed_by: str
+    admin_disabled: bool
+    updated_at: datetime
+    token_rotated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One administrator's action that changed something (``id`` set once stored).
+
+    ``actor`` is ``api`` or ``cli``; ``detail`` is a small JSON object that never holds a
+    secret; ``request_id`` is the admin API call's ``X-Request-Id``.
+    """
+
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: Mapping[str, object] = field(default_factory=dict)
+    request_id: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSearch:
+    """What :meth:`ItemStore.search_items` looks for; None means any.
+
+    Items come newest first: by ``received_at`` descending, then reference descending.
+    ``received_from`` is inclusive, ``received_to`` exclusive; ``after`` is the
+    (``received_at``, reference) of the last item of the previous page.
+    """
+
+    operator_id: str | None = None
+    state: ItemState | None = None
+    decision: CustomsDecision | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+    after: tuple[datetime, str] | None = None
+    limit: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +196,28 @@ class ItemStore(Protocol):
         """Record how a claimed run ended (``ok: ...`` or ``error: ...``)."""
         ...
 
-    async def set_paused(self, schedule_id: str, paused: bool) -> None:
-        """Pause or resume a schedule for every replica."""
+    async def set_paused(
+        self, schedule_id: str, paused: bool, *, audit: AuditEntry | None = None
+    ) -> None:
+        """Pause or resume a schedule for every replica (``audit`` appended in the same
+        transaction)."""
         ...
 
     async def schedule_states(self) -> dict[str, ScheduleState]:
         """Every schedule the store knows, by id."""
         ...
 
-    async def upsert_operators(self, operators: tuple[OperatorRecord, ...]) -> None:
-        """Make the operators table match the configuration (by id)."""
+    async def upsert_operators(self, operators: tuple[OperatorRecord, ...]) -> tuple[str, ...]:
+        """Make the configuration-managed operators match the configuration (by id).
+
+        Configured operators are inserted or updated (an admin-added one with a configured id
+        becomes configuration-managed); configuration-managed operators no longer configured
+        are disabled and lose their credentials. Admin-added operators are left alone. An
+        administrator's decisions survive: ``admin_disabled`` is never cleared, and a token
+        an administrator set is kept (the configured one is ignored). Returns the ids of the
+        operators whose configured token was ignored for that reason. Two operators sharing a
+        credential is a ConfigurationError.
+        """
         ...
 
     async def operator_by_token(self, token_sha256: str) -> OperatorRecord | None:
@@ -157,6 +226,43 @@ class ItemStore(Protocol):
 
     async def operator_by_cert(self, cert_sha256: str) -> OperatorRecord | None:
         """The enabled operator whose client certificate has this SHA-256 fingerprint."""
+        ...
+
+    # -- administration -----------------------------------------------------------------------
+
+    async def admin_operators(self) -> tuple[AdminOperator, ...]:
+        """Every operator (enabled or not, however managed), by id."""
+        ...
+
+    async def add_operator(self, operator: OperatorRecord, audit: AuditEntry) -> AdminOperator:
+        """Add an admin-managed operator (its token, if any, counts as set by an admin).
+        IllegalTransition when the id or a credential is taken."""
+        ...
+
+    async def set_operator_disabled(
+        self, operator_id: str, disabled: bool, audit: AuditEntry
+    ) -> AdminOperator:
+        """Set or clear ``admin_disabled``. NotFound for an unknown id; enabling one that the
+        configuration disables (or no longer declares) is IllegalTransition."""
+        ...
+
+    async def rotate_operator_token(
+        self, operator_id: str, token_sha256: str, audit: AuditEntry
+    ) -> AdminOperator:
+        """Replace the operator's token at once (the old one stops working); NotFound for an
+        unknown id, IllegalTransition when the new digest is another operator's."""
+        ...
+
+    async def record_audit(self, entry: AuditEntry) -> AuditEntry:
+        """Append an audit row for a change made outside the store (e.g. the key ring)."""
+        ...
+
+    async def audit_after(self, after: int, limit: int) -> tuple[AuditEntry, ...]:
+        """Audit rows with an id above ``after``, oldest first, at most ``limit``."""
+        ...
+
+    async def search_items(self, search: ItemSearch) -> tuple[StoredItem, ...]:
+        """Items of any operator matching ``search``, one page (see :class:`ItemSearch`)."""
         ...
 
     async def claim_for_forwarding(
@@ -245,8 +351,11 @@ class ItemStore(Protocol):
         """Items that will not be forwarded again without an administrator's replay."""
         ...
 
-    async def replay(self, reference: str, at: datetime) -> StoredItem:
-        """Queue a DEAD item for forwarding again, now (its dead forward or answer job)."""
+    async def replay(
+        self, reference: str, at: datetime, *, audit: AuditEntry | None = None
+    ) -> StoredItem:
+        """Queue a DEAD item for forwarding again, now (its dead forward or answer job);
+        ``audit`` is appended in the same transaction."""
         ...
 
     # -- referral answers --------------------------------------------------------------------

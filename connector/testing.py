@@ -7,6 +7,7 @@ both), keep everything in dictionaries and never touch the network or the disk.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -27,15 +28,18 @@ from connector.core.model import (
 from connector.core.notices import ItemNotice
 from connector.core.references import item_reference
 from connector.core.retry import RetryDecision
-from connector.errors import IllegalTransition, NotFound, ResponseReplayed
+from connector.errors import ConfigurationError, IllegalTransition, NotFound, ResponseReplayed
 from connector.ports import (
+    AdminOperator,
     AnswerClaim,
     AppliedResponse,
+    AuditEntry,
     CopyClaim,
     CustomsReceipt,
     DecisionTarget,
     DecisionToApply,
     ForwardClaim,
+    ItemSearch,
     NoticeClaim,
     OperatorRecord,
     ReceivedAnswer,
@@ -124,6 +128,16 @@ class _Answer:
         )
 
 
+@dataclass
+class _OperatorAdmin:
+    """The administration columns of an ``operators`` row."""
+
+    managed_by: str = "config"
+    admin_disabled: bool = False
+    token_rotated_at: datetime | None = None
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
 @dataclass(frozen=True, slots=True)
 class Declaration:
     """Evidence of one declaration batch sent to Customs: the signed bytes and the answer."""
@@ -151,7 +165,10 @@ class InMemoryItemStore:
         self.pull_errors: dict[str, tuple[str, datetime]] = {}
         self.ticks: dict[tuple[str, datetime], _Tick] = {}
         self.paused: dict[str, bool] = {}
+        #: ``enabled``: as configured (or True for admin-added ones); see operator_admin
         self.operators: dict[str, OperatorRecord] = {}
+        self.operator_admin: dict[str, _OperatorAdmin] = {}
+        self.audit: list[AuditEntry] = []  # in id order
         self.responses: dict[tuple[str, str], ReceivedResponse] = {}  # by (destination, id)
         self.notices: list[StoredNotice] = []  # in sequence order
         self.referrals: dict[str, str | None] = {}  # referral reference by item reference
@@ -545,7 +562,9 @@ class InMemoryItemStore:
         )
         return tuple(self._by_reference(job.reference) for job in dead)
 
-    async def replay(self, reference: str, at: datetime) -> StoredItem:
+    async def replay(
+        self, reference: str, at: datetime, *, audit: AuditEntry | None = None
+    ) -> StoredItem:
         async with self._lock:
             self._by_reference(reference)  # NotFound for an unknown reference
             dead = [
@@ -559,7 +578,10 @@ class InMemoryItemStore:
                 job.status, job.attempts, job.next_attempt_at = "pending", 0, at
                 job.owner = job.lease_until = None
             self.outbox.append(reference)
-            return self._move(reference, ItemState.FORWARDING, "admin", at, "replay")
+            replayed = self._move(reference, ItemState.FORWARDING, "admin", at, "replay")
+            if audit is not None:
+                self._append_audit(audit)
+            return replayed
 
     async def get_cursor(self, operator_id: str) -> str | None:
         return self.cursors.get(operator_id)
@@ -583,8 +605,12 @@ class InMemoryItemStore:
         if tick is not None:
             tick.result, tick.finished_at = result, at
 
-    async def set_paused(self, schedule_id: str, paused: bool) -> None:
+    async def set_paused(
+        self, schedule_id: str, paused: bool, *, audit: AuditEntry | None = None
+    ) -> None:
         self.paused[schedule_id] = paused
+        if audit is not None:
+            self._append_audit(audit)
 
     async def schedule_states(self) -> dict[str, ScheduleState]:
         states = {}
@@ -600,15 +626,148 @@ class InMemoryItemStore:
             )
         return states
 
-    async def upsert_operators(self, operators: tuple[OperatorRecord, ...]) -> None:
-        configured = {operator.operator_id for operator in operators}
-        for operator_id, known in list(self.operators.items()):
-            if operator_id not in configured:  # dropped: keep the row, lose the access
-                self.operators[operator_id] = replace(
+    async def upsert_operators(self, operators: tuple[OperatorRecord, ...]) -> tuple[str, ...]:
+        async with self._lock:
+            now = datetime.now(UTC)
+            configured = {operator.operator_id: operator for operator in operators}
+            ignored: list[str] = []
+            result = dict(self.operators)
+            for operator_id, known in self.operators.items():
+                admin = self.operator_admin.setdefault(operator_id, _OperatorAdmin())
+                if operator_id in configured or admin.managed_by != "config":
+                    continue
+                # Dropped from the configuration: keep the row, lose the access.
+                result[operator_id] = replace(
                     known, enabled=False, token_sha256=None, cert_sha256=None
                 )
-        for operator in operators:
-            self.operators[operator.operator_id] = operator
+                admin.token_rotated_at = None
+            for operator_id, operator in configured.items():
+                admin = self.operator_admin.setdefault(operator_id, _OperatorAdmin())
+                previous = self.operators.get(operator_id)
+                token = operator.token_sha256
+                if previous is not None and admin.token_rotated_at is not None:
+                    if token is not None and token != previous.token_sha256:
+                        ignored.append(operator_id)
+                    token = previous.token_sha256
+                result[operator_id] = replace(operator, token_sha256=token)
+            self._check_unique(result.values())
+            self.operators = result
+            for operator_id in configured:
+                admin = self.operator_admin[operator_id]
+                admin.managed_by, admin.updated_at = "config", now
+            return tuple(ignored)
+
+    @staticmethod
+    def _check_unique(operators: Collection[OperatorRecord]) -> None:
+        for attribute in ("token_sha256", "cert_sha256"):
+            values = [getattr(op, attribute) for op in operators if getattr(op, attribute)]
+            if len(values) != len(set(values)):
+                raise ConfigurationError(f"two operators share a credential ({attribute})")
+
+    def _may_authenticate(self, operator: OperatorRecord) -> bool:
+        admin = self.operator_admin.get(operator.operator_id)
+        return operator.enabled and not (admin is not None and admin.admin_disabled)
+
+    def _admin_view(self, operator_id: str) -> AdminOperator:
+        operator = self.operators.get(operator_id)
+        if operator is None:
+            raise NotFound(f"no operator {operator_id[:64]!r}")
+        admin = self.operator_admin.setdefault(operator_id, _OperatorAdmin())
+        return AdminOperator(
+            record=replace(operator, enabled=self._may_authenticate(operator)),
+            managed_by=admin.managed_by,
+            admin_disabled=admin.admin_disabled,
+            updated_at=admin.updated_at,
+            token_rotated_at=admin.token_rotated_at,
+        )
+
+    def _append_audit(self, entry: AuditEntry) -> AuditEntry:
+        detail = json.loads(json.dumps(dict(entry.detail), sort_keys=True, default=str))
+        stored = replace(entry, detail=detail, id=len(self.audit) + 1)
+        self.audit.append(stored)
+        return stored
+
+    def _credential_taken(self, operator_id: str, token: str | None, cert: str | None) -> None:
+        for other in self.operators.values():
+            if other.operator_id == operator_id:
+                continue
+            if (token is not None and other.token_sha256 == token) or (
+                cert is not None and other.cert_sha256 == cert
+            ):
+                raise IllegalTransition("that credential belongs to another operator")
+
+    async def admin_operators(self) -> tuple[AdminOperator, ...]:
+        return tuple(self._admin_view(operator_id) for operator_id in sorted(self.operators))
+
+    async def add_operator(self, operator: OperatorRecord, audit: AuditEntry) -> AdminOperator:
+        async with self._lock:
+            if operator.operator_id in self.operators:
+                raise IllegalTransition(f"operator {operator.operator_id!r} exists already")
+            self._credential_taken(
+                operator.operator_id, operator.token_sha256, operator.cert_sha256
+            )
+            self.operators[operator.operator_id] = replace(operator, enabled=True)
+            self.operator_admin[operator.operator_id] = _OperatorAdmin(
+                managed_by="admin",
+                token_rotated_at=audit.at if operator.token_sha256 else None,
+                updated_at=audit.at,
+            )
+            self._append_audit(audit)
+            return self._admin_view(operator.operator_id)
+
+    async def set_operator_disabled(
+        self, operator_id: str, disabled: bool, audit: AuditEntry
+    ) -> AdminOperator:
+        async with self._lock:
+            self._admin_view(operator_id)  # NotFound for an unknown id
+            if not disabled and not self.operators[operator_id].enabled:
+                raise IllegalTransition(
+                    f"operator {operator_id!r} is disabled in the configuration file "
+                    "(or no longer in it); enable it there"
+                )
+            admin = self.operator_admin[operator_id]
+            admin.admin_disabled, admin.updated_at = disabled, audit.at
+            self._append_audit(audit)
+            return self._admin_view(operator_id)
+
+    async def rotate_operator_token(
+        self, operator_id: str, token_sha256: str, audit: AuditEntry
+    ) -> AdminOperator:
+        async with self._lock:
+            self._admin_view(operator_id)  # NotFound for an unknown id
+            self._credential_taken(operator_id, token_sha256, None)
+            self.operators[operator_id] = replace(
+                self.operators[operator_id], token_sha256=token_sha256
+            )
+            admin = self.operator_admin[operator_id]
+            admin.token_rotated_at = admin.updated_at = audit.at
+            self._append_audit(audit)
+            return self._admin_view(operator_id)
+
+    async def record_audit(self, entry: AuditEntry) -> AuditEntry:
+        async with self._lock:
+            return self._append_audit(entry)
+
+    async def audit_after(self, after: int, limit: int) -> tuple[AuditEntry, ...]:
+        return tuple(entry for entry in self.audit if (entry.id or 0) > after)[: max(limit, 0)]
+
+    async def search_items(self, search: ItemSearch) -> tuple[StoredItem, ...]:
+        def wanted(item: StoredItem) -> bool:
+            return (
+                (search.operator_id is None or item.operator_id == search.operator_id)
+                and (search.state is None or item.state is search.state)
+                and (search.decision is None or item.decision is search.decision)
+                and (search.received_from is None or item.received_at >= search.received_from)
+                and (search.received_to is None or item.received_at < search.received_to)
+                and (search.after is None or (item.received_at, item.reference) < search.after)
+            )
+
+        found = sorted(
+            (item for item in self.items.values() if wanted(item)),
+            key=lambda item: (item.received_at, item.reference),
+            reverse=True,
+        )
+        return tuple(found[: max(search.limit, 0)])
 
     async def outbox_depth(self) -> int:
         return len(self.outbox)
@@ -618,14 +777,18 @@ class InMemoryItemStore:
             (
                 op
                 for op in self.operators.values()
-                if op.enabled and op.token_sha256 == token_sha256
+                if self._may_authenticate(op) and op.token_sha256 == token_sha256
             ),
             None,
         )
 
     async def operator_by_cert(self, cert_sha256: str) -> OperatorRecord | None:
         return next(
-            (op for op in self.operators.values() if op.enabled and op.cert_sha256 == cert_sha256),
+            (
+                op
+                for op in self.operators.values()
+                if self._may_authenticate(op) and op.cert_sha256 == cert_sha256
+            ),
             None,
         )
 

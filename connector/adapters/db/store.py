@@ -45,13 +45,16 @@ from connector.core.references import item_reference
 from connector.core.retry import RetryDecision
 from connector.errors import ConfigurationError, IllegalTransition, NotFound, ResponseReplayed
 from connector.ports import (
+    AdminOperator,
     AnswerClaim,
     AppliedResponse,
+    AuditEntry,
     CopyClaim,
     CustomsReceipt,
     DecisionTarget,
     DecisionToApply,
     ForwardClaim,
+    ItemSearch,
     NoticeClaim,
     OperatorRecord,
     ReceivedAnswer,
@@ -64,6 +67,8 @@ from connector.ports import (
 
 __all__ = [
     "SqlItemStore",
+    "admin_operator_from_row",
+    "audit_from_row",
     "event_from_row",
     "event_to_row",
     "findings_from_json",
@@ -89,6 +94,9 @@ _ANSWER = "answer"
 _ITEM_JOBS = (_FORWARD, _ANSWER)
 #: The kind of an agency copy job is this prefix and the agency id.
 _COPY = "copy:"
+#: ``operators.managed_by``: declared in the configuration file, or added by an admin.
+_BY_CONFIG = "config"
+_BY_ADMIN = "admin"
 
 
 # -- rows <-> records -----------------------------------------------------------------------
@@ -199,14 +207,49 @@ def event_to_row(event: ItemEvent) -> dict[str, Any]:
 
 
 def operator_from_row(row: sa.RowMapping) -> OperatorRecord:
-    """The domain record of an ``operators`` row."""
+    """The domain record of an ``operators`` row (enabled: may authenticate now)."""
     return OperatorRecord(
         operator_id=row["operator_id"],
         name=row["name"],
-        enabled=bool(row["enabled"]),
+        enabled=bool(row["enabled"]) and not row["admin_disabled"],
         token_sha256=row["token_sha256"],
         cert_sha256=row["cert_sha256"],
     )
+
+
+def admin_operator_from_row(row: sa.RowMapping) -> AdminOperator:
+    """The administration view of an ``operators`` row."""
+    return AdminOperator(
+        record=operator_from_row(row),
+        managed_by=row["managed_by"],
+        admin_disabled=bool(row["admin_disabled"]),
+        updated_at=row["updated_at"],
+        token_rotated_at=row["token_rotated_at"],
+    )
+
+
+def audit_from_row(row: sa.RowMapping) -> AuditEntry:
+    """The domain record of an ``admin_audit`` row."""
+    return AuditEntry(
+        at=row["at"],
+        actor=row["actor"],
+        action=row["action"],
+        target=row["target"],
+        detail=json.loads(row["detail"]),
+        request_id=row["request_id"],
+        id=row["id"],
+    )
+
+
+def _audit_row(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "detail": json.dumps(dict(entry.detail), sort_keys=True, default=str),
+        "request_id": entry.request_id,
+    }
 
 
 def operator_to_row(operator: OperatorRecord, updated_at: datetime) -> dict[str, Any]:
@@ -327,10 +370,13 @@ async def _bulk_insert(session: AsyncSession, table: sa.Table, rows: list[dict[s
         await session.execute(sa.insert(table), rows)
         return
     pick = itemgetter(*names)
+    # dialect_impl: the backend's own type, whose converter gives the stored form (on SQLite,
+    # timestamps as SQLAlchemy's text; the driver's own adapter would drop zero microseconds).
+    types = [table.c[name].type.dialect_impl(dialect) for name in names]
     converters = [
         (position, convert)
-        for position, name in enumerate(names)
-        if (convert := table.c[name].type.bind_processor(dialect)) is not None
+        for position, column_type in enumerate(types)
+        if (convert := column_type.bind_processor(dialect)) is not None
     ]
     parameters: list[Any] = list(map(pick, rows))
     if converters:
@@ -1057,7 +1103,9 @@ class SqlItemStore:
                 )
                 return tuple(item_from_row(row) for row in rows.mappings())
 
-    async def replay(self, reference: str, at: datetime) -> StoredItem:
+    async def replay(
+        self, reference: str, at: datetime, *, audit: AuditEntry | None = None
+    ) -> StoredItem:
         """Queue a dead item again: its job is pending now with no attempts, the item
         moves DEAD -> FORWARDING at once (an ``admin`` ``replay`` event)."""
         with db_engine.wrap_errors("replaying a dead item"):
@@ -1099,6 +1147,8 @@ class SqlItemStore:
                     ItemEvent(reference, at, "admin", item.state, ItemState.FORWARDING, "replay"),
                 )
                 await self._replace_item(session, replayed, event)
+                if audit is not None:
+                    await self._append_audit(session, audit)
                 return replayed
 
     # -- referral answers -------------------------------------------------------------------
@@ -1416,7 +1466,9 @@ class SqlItemStore:
                     .values(result=result, finished_at=at)
                 )
 
-    async def set_paused(self, schedule_id: str, paused: bool) -> None:
+    async def set_paused(
+        self, schedule_id: str, paused: bool, *, audit: AuditEntry | None = None
+    ) -> None:
         with db_engine.wrap_errors("pausing or resuming a schedule"):
             async with self._write() as session, session.begin():
                 await session.execute(
@@ -1424,6 +1476,8 @@ class SqlItemStore:
                     .values(schedule_id=schedule_id, paused=paused)
                     .on_conflict_do_update(index_elements=["schedule_id"], set_={"paused": paused})
                 )
+                if audit is not None:
+                    await self._append_audit(session, audit)
 
     async def schedule_states(self) -> dict[str, ScheduleState]:
         schedules, ticks = tables.SCHEDULES, tables.SCHEDULE_TICKS
@@ -1470,36 +1524,79 @@ class SqlItemStore:
 
     # -- operators ------------------------------------------------------------------------
 
-    async def upsert_operators(self, operators: tuple[OperatorRecord, ...]) -> None:
-        """Make the operators table match the configuration (by id).
+    async def upsert_operators(self, operators: tuple[OperatorRecord, ...]) -> tuple[str, ...]:
+        """Make the configuration-managed operators match the configuration (by id).
 
-        Configured operators are inserted or updated; operators no longer configured are
-        disabled and lose their credentials (the row stays, for the history that names it).
-        Two configured operators sharing a credential is a ConfigurationError.
+        Configured operators are inserted or updated, keeping an administrator's decisions
+        (``admin_disabled``, a token set by an administrator); configuration-managed operators
+        no longer configured are disabled and lose their credentials; admin-added operators
+        are left alone. Two operators sharing a credential is a ConfigurationError.
         """
         now = datetime.now(UTC)
         table = tables.OPERATORS
         ids = [operator.operator_id for operator in operators]
+        by_config = sa.or_(table.c.managed_by == _BY_CONFIG, table.c.operator_id.in_(ids))
+        kept_token = table.c.token_rotated_at.is_not(None)
         with db_engine.wrap_errors("updating the operators", on_conflict=ConfigurationError):
             async with self._write() as session, session.begin():
-                # Credentials may move between operators in one update: clear them all
-                # first so the unique constraints judge only the final state.
-                await session.execute(sa.update(table).values(token_sha256=None, cert_sha256=None))
+                rotated = dict(
+                    (
+                        await session.execute(
+                            sa.select(table.c.operator_id, table.c.token_sha256).where(
+                                table.c.operator_id.in_(ids), kept_token
+                            )
+                        )
+                    ).all()
+                )
+                # Credentials may move between operators in one update: clear the ones the
+                # configuration sets first, so the unique constraints judge the final state.
+                await session.execute(
+                    sa.update(table)
+                    .where(by_config)
+                    .values(
+                        cert_sha256=None,
+                        token_sha256=sa.case((kept_token, table.c.token_sha256), else_=None),
+                    )
+                )
                 if operators:
                     statement = self._insert(table)
-                    updated = ("name", "enabled", "token_sha256", "cert_sha256", "updated_at")
+                    excluded = statement.excluded
                     await session.execute(
                         statement.on_conflict_do_update(
                             index_elements=["operator_id"],
-                            set_={name: statement.excluded[name] for name in updated},
+                            set_={
+                                "name": excluded.name,
+                                "enabled": excluded.enabled,
+                                "cert_sha256": excluded.cert_sha256,
+                                "managed_by": excluded.managed_by,
+                                "updated_at": excluded.updated_at,
+                                "token_sha256": sa.case(
+                                    (kept_token, table.c.token_sha256),
+                                    else_=excluded.token_sha256,
+                                ),
+                            },
                         ),
-                        [operator_to_row(operator, now) for operator in operators],
+                        [
+                            operator_to_row(operator, now) | {"managed_by": _BY_CONFIG}
+                            for operator in operators
+                        ],
                     )
                 await session.execute(
                     sa.update(table)
-                    .where(table.c.operator_id.not_in(ids), table.c.enabled)
-                    .values(enabled=False, updated_at=now)
+                    .where(
+                        table.c.managed_by == _BY_CONFIG,
+                        table.c.operator_id.not_in(ids),
+                        sa.or_(table.c.enabled, table.c.token_sha256.is_not(None)),
+                    )
+                    .values(enabled=False, token_sha256=None, token_rotated_at=None, updated_at=now)
                 )
+        return tuple(
+            operator.operator_id
+            for operator in operators
+            if operator.operator_id in rotated
+            and operator.token_sha256 is not None
+            and operator.token_sha256 != rotated[operator.operator_id]
+        )
 
     async def operator_by_token(self, token_sha256: str) -> OperatorRecord | None:
         return await self._enabled_operator(tables.OPERATORS.c.token_sha256 == token_sha256)
@@ -1511,12 +1608,161 @@ class SqlItemStore:
         table = tables.OPERATORS
         with db_engine.wrap_errors("looking up an operator"):
             async with self._read() as session, session.begin():
-                row = (
-                    (await session.execute(sa.select(table).where(match, table.c.enabled)))
-                    .mappings()
-                    .first()
+                query = sa.select(table).where(
+                    match, table.c.enabled, sa.not_(table.c.admin_disabled)
                 )
+                row = (await session.execute(query)).mappings().first()
                 return operator_from_row(row) if row is not None else None
+
+    # -- administration ---------------------------------------------------------------------
+
+    async def _append_audit(self, session: AsyncSession, entry: AuditEntry) -> AuditEntry:
+        table = tables.ADMIN_AUDIT
+        row = _audit_row(entry)
+        stored = await session.execute(sa.insert(table).values(**row).returning(table.c.id))
+        return replace(entry, detail=json.loads(row["detail"]), id=stored.scalar_one())
+
+    async def record_audit(self, entry: AuditEntry) -> AuditEntry:
+        with db_engine.wrap_errors("recording an admin action"):
+            async with self._write() as session, session.begin():
+                return await self._append_audit(session, entry)
+
+    async def audit_after(self, after: int, limit: int) -> tuple[AuditEntry, ...]:
+        table = tables.ADMIN_AUDIT
+        with db_engine.wrap_errors("reading the admin audit log"):
+            async with self._read() as session, session.begin():
+                rows = await session.execute(
+                    sa.select(table).where(table.c.id > after).order_by(table.c.id).limit(limit)
+                )
+                return tuple(audit_from_row(row) for row in rows.mappings())
+
+    async def admin_operators(self) -> tuple[AdminOperator, ...]:
+        table = tables.OPERATORS
+        with db_engine.wrap_errors("reading the operators"):
+            async with self._read() as session, session.begin():
+                rows = await session.execute(sa.select(table).order_by(table.c.operator_id))
+                return tuple(admin_operator_from_row(row) for row in rows.mappings())
+
+    async def _admin_operator(self, session: AsyncSession, operator_id: str) -> sa.RowMapping:
+        table = tables.OPERATORS
+        query = sa.select(table).where(table.c.operator_id == operator_id).with_for_update()
+        row = (await session.execute(query)).mappings().first()
+        if row is None:
+            raise NotFound(f"no operator {operator_id[:64]!r}")
+        return row
+
+    async def _credential_taken(
+        self, session: AsyncSession, operator_id: str, token: str | None, cert: str | None
+    ) -> None:
+        table = tables.OPERATORS
+        clauses = [
+            column == value
+            for column, value in ((table.c.token_sha256, token), (table.c.cert_sha256, cert))
+            if value is not None
+        ]
+        if not clauses:
+            return
+        query = sa.select(table.c.operator_id).where(
+            sa.or_(*clauses), table.c.operator_id != operator_id
+        )
+        if (await session.execute(query)).first() is not None:
+            raise IllegalTransition("that credential belongs to another operator")
+
+    async def add_operator(self, operator: OperatorRecord, audit: AuditEntry) -> AdminOperator:
+        table = tables.OPERATORS
+        at = audit.at
+        with db_engine.wrap_errors("adding an operator", on_conflict=IllegalTransition):
+            async with self._write() as session, session.begin():
+                known = await session.execute(
+                    sa.select(table.c.operator_id).where(
+                        table.c.operator_id == operator.operator_id
+                    )
+                )
+                if known.first() is not None:
+                    raise IllegalTransition(f"operator {operator.operator_id!r} exists already")
+                await self._credential_taken(
+                    session, operator.operator_id, operator.token_sha256, operator.cert_sha256
+                )
+                await session.execute(
+                    sa.insert(table).values(
+                        operator_to_row(replace(operator, enabled=True), at)
+                        | {
+                            "managed_by": _BY_ADMIN,
+                            "admin_disabled": False,
+                            "token_rotated_at": at if operator.token_sha256 else None,
+                        }
+                    )
+                )
+                await self._append_audit(session, audit)
+                return admin_operator_from_row(
+                    await self._admin_operator(session, operator.operator_id)
+                )
+
+    async def set_operator_disabled(
+        self, operator_id: str, disabled: bool, audit: AuditEntry
+    ) -> AdminOperator:
+        table = tables.OPERATORS
+        with db_engine.wrap_errors("disabling or enabling an operator"):
+            async with self._write() as session, session.begin():
+                row = await self._admin_operator(session, operator_id)
+                if not disabled and not row["enabled"]:
+                    raise IllegalTransition(
+                        f"operator {operator_id!r} is disabled in the configuration file "
+                        "(or no longer in it); enable it there"
+                    )
+                await session.execute(
+                    sa.update(table)
+                    .where(table.c.operator_id == operator_id)
+                    .values(admin_disabled=disabled, updated_at=audit.at)
+                )
+                await self._append_audit(session, audit)
+                return admin_operator_from_row(await self._admin_operator(session, operator_id))
+
+    async def rotate_operator_token(
+        self, operator_id: str, token_sha256: str, audit: AuditEntry
+    ) -> AdminOperator:
+        table = tables.OPERATORS
+        with db_engine.wrap_errors("rotating an operator's token", on_conflict=IllegalTransition):
+            async with self._write() as session, session.begin():
+                await self._admin_operator(session, operator_id)
+                await self._credential_taken(session, operator_id, token_sha256, None)
+                await session.execute(
+                    sa.update(table)
+                    .where(table.c.operator_id == operator_id)
+                    .values(
+                        token_sha256=token_sha256, token_rotated_at=audit.at, updated_at=audit.at
+                    )
+                )
+                await self._append_audit(session, audit)
+                return admin_operator_from_row(await self._admin_operator(session, operator_id))
+
+    async def search_items(self, search: ItemSearch) -> tuple[StoredItem, ...]:
+        query = sa.select(_ITEMS)
+        if search.operator_id is not None:
+            query = query.where(_ITEMS.c.operator_id == search.operator_id)
+        if search.state is not None:
+            query = query.where(_ITEMS.c.state == search.state.value)
+        if search.decision is not None:
+            query = query.where(_ITEMS.c.decision == search.decision.value)
+        if search.received_from is not None:
+            query = query.where(_ITEMS.c.received_at >= search.received_from)
+        if search.received_to is not None:
+            query = query.where(_ITEMS.c.received_at < search.received_to)
+        if search.after is not None:
+            at, reference = search.after
+            query = query.where(
+                sa.or_(
+                    _ITEMS.c.received_at < at,
+                    sa.and_(_ITEMS.c.received_at == at, _ITEMS.c.reference < reference),
+                )
+            )
+        query = query.order_by(_ITEMS.c.received_at.desc(), _ITEMS.c.reference.desc()).limit(
+            max(search.limit, 0)
+        )
+        with db_engine.wrap_errors("searching items"):
+            async with self._read() as session, session.begin():
+                rows = await session.execute(query)
+                return tuple(item_from_row(row) for row in rows.mappings())
 
     # -- the return path: Customs decisions and notices -------------------------------------
 

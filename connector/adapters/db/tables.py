@@ -19,6 +19,7 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "ADMIN_AUDIT",
     "BATCHES",
     "CUSTOMS_RESPONSES",
     "DECLARATIONS",
@@ -80,10 +81,13 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 
 #: 64-bit ids on PostgreSQL; on SQLite an INTEGER primary key is the auto-incrementing rowid.
 _BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_CONFIG_DEFAULT: dict[str, Any] = {"server_default": "config"}
+_FALSE_DEFAULT: dict[str, Any] = {"server_default": sa.false()}
 
 
 class OperatorRow(SQLModel, table=True):
-    """A postal operator, kept in line with the configuration."""
+    """A postal operator: declared in the configuration (kept in line with it at startup) or
+    added by an administrator; ``enabled`` and ``admin_disabled`` must both allow it."""
 
     __tablename__ = "operators"
     __table_args__ = (
@@ -97,6 +101,17 @@ class OperatorRow(SQLModel, table=True):
     token_sha256: str | None = Field(default=None, sa_type=sa.String, nullable=True)
     cert_sha256: str | None = Field(default=None, sa_type=sa.String, nullable=True)
     updated_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    #: ``config`` (declared in the configuration file) | ``admin`` (added through the admin API)
+    managed_by: str = Field(
+        default="config", sa_type=sa.String, nullable=False, sa_column_kwargs=_CONFIG_DEFAULT
+    )
+    #: Disabled by an administrator: the configuration never enables it again.
+    admin_disabled: bool = Field(
+        default=False, sa_type=sa.Boolean, nullable=False, sa_column_kwargs=_FALSE_DEFAULT
+    )
+    #: When an administrator last set the token (add or rotate); while set, the configured
+    #: token is ignored.
+    token_rotated_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
 
 
 class BatchRow(SQLModel, table=True):
@@ -124,6 +139,10 @@ class ItemRow(SQLModel, table=True):
         sa.UniqueConstraint("reference", name="uq_items_reference"),
         sa.UniqueConstraint("operator_id", "item_id", name="uq_items_operator_item"),
         sa.Index("ix_items_item_id", "item_id"),
+        # The admin item search: newest first, optionally by operator or state.
+        sa.Index("ix_items_received", "received_at", "reference"),
+        sa.Index("ix_items_operator_received", "operator_id", "received_at", "reference"),
+        sa.Index("ix_items_state_received", "state", "received_at", "reference"),
     )
 
     id: int | None = Field(default=None, sa_type=_BIG_ID, primary_key=True)
@@ -336,6 +355,25 @@ class ReferralAnswerRow(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
 
 
+class AdminAuditRow(SQLModel, table=True):
+    """One administrator's action that changed something; rows are only ever appended."""
+
+    __tablename__ = "admin_audit"
+
+    id: int | None = Field(default=None, sa_type=_BIG_ID, primary_key=True)
+    at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    #: ``api`` | ``cli``
+    actor: str = Field(sa_type=sa.String, nullable=False)
+    #: e.g. ``operator.rotate_token``, ``dead.replay``, ``schedule.pause``
+    action: str = Field(sa_type=sa.String, nullable=False)
+    #: What it touched: an operator id, an item reference, a schedule or key id
+    target: str = Field(sa_type=sa.String, nullable=False)
+    #: A JSON object with the particulars, never a secret
+    detail: str = Field(sa_type=sa.Text, nullable=False)
+    #: The ``X-Request-Id`` of the admin API call (None from the CLI)
+    request_id: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+
+
 METADATA: sa.MetaData = SQLModel.metadata
 OPERATORS: sa.Table = METADATA.tables["operators"]
 BATCHES: sa.Table = METADATA.tables["batches"]
@@ -349,3 +387,4 @@ SCHEDULE_TICKS: sa.Table = METADATA.tables["schedule_ticks"]
 CUSTOMS_RESPONSES: sa.Table = METADATA.tables["customs_responses"]
 NOTICES: sa.Table = METADATA.tables["notices"]
 REFERRAL_ANSWERS: sa.Table = METADATA.tables["referral_answers"]
+ADMIN_AUDIT: sa.Table = METADATA.tables["admin_audit"]
