@@ -15,6 +15,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import structlog
 from aiohttp import web
 
 from connector.adapters.db.listen import WorkListener
@@ -27,7 +28,12 @@ from connector.adapters.scheduler import (
     Schedule,
 )
 from connector.adapters.sources import DirectorySource, HttpSource
-from connector.adapters.web.admin import ADMIN_KEYRING, ADMIN_SCHEDULER
+from connector.adapters.web.admin import (
+    ADMIN_CHANNELS,
+    ADMIN_KEYRING,
+    ADMIN_SCHEDULER,
+    OperatorChannels,
+)
 from connector.adapters.web.answers import ANSWERS
 from connector.adapters.web.customs import DECIDE
 from connector.adapters.web.server import METRICS, build_web_app
@@ -48,6 +54,7 @@ from connector.testing import SystemClock
 __all__ = ["Connector", "build_app", "default_owner", "open_connector"]
 
 SCHEDULER: web.AppKey[PullScheduler] = web.AppKey("scheduler", PullScheduler)
+_log = structlog.get_logger("connector.app")
 
 
 def default_owner() -> str:
@@ -229,7 +236,13 @@ async def open_connector(
     if store is None:
         store = await SqlItemStore.open(settings.database.url)
     try:
-        await store.upsert_operators(settings.operator_records())
+        for operator_id in await store.upsert_operators(settings.operator_records()):
+            _log.warning(
+                "operators.config_token_ignored",
+                operator_id=operator_id,
+                reason="an administrator rotated this operator's token; the configured one "
+                "is ignored (remove it from the configuration)",
+            )
         limits = settings.limits.parse_limits()
         checks = await _check_source(settings)
         owner = owner or default_owner()
@@ -299,6 +312,12 @@ async def build_app(
     )
     app[ADMIN_SCHEDULER] = connector.scheduler
     app[ADMIN_KEYRING] = connector.forwarder.ring if connector.forwarder is not None else None
+    app[ADMIN_CHANNELS] = {
+        operator.id: OperatorChannels(
+            pull=operator.pull is not None, webhook=operator.webhook_url is not None
+        )
+        for operator in settings.operators
+    }
     if connector.forwarder is not None:
         connector.forwarder.loop.add_listener(app[METRICS].forward_run)
     if connector.notifier is not None:

@@ -363,8 +363,10 @@ async def _schedules(settings: Settings, action: str, operator_id: str | None) -
 
     from connector.adapters.scheduler import schedule_id
     from connector.app import open_connector
+    from connector.flow.admin import AdminService
 
     connector = await open_connector(settings)
+    admin = AdminService(connector.store, connector.clock, "cli")
     try:
         scheduled = connector.scheduler.schedules
         if operator_id is not None and operator_id not in scheduled:
@@ -384,12 +386,14 @@ async def _schedules(settings: Settings, action: str, operator_id: str | None) -
                 )
         elif action in ("pause", "resume"):
             assert operator_id is not None
-            await connector.store.set_paused(schedule_id(operator_id), action == "pause")
+            await admin.set_paused(schedule_id(operator_id), action == "pause")
             print(f"{schedule_id(operator_id)} {action}d")
         else:
             assert operator_id is not None
             outcome = await connector.scheduler.trigger(operator_id)
-            print(f"{schedule_id(operator_id)}: {outcome.summary() if outcome else 'not run'}")
+            summary = outcome.summary() if outcome else "not run"
+            await admin.record("schedule.trigger", schedule_id(operator_id), {"outcome": summary})
+            print(f"{schedule_id(operator_id)}: {summary}")
             return EXIT_OK if outcome is not None and outcome.ok else EXIT_INVALID
     finally:
         await connector.close()
@@ -401,10 +405,10 @@ def _cmd_schedules(args: argparse.Namespace) -> int:
 
 
 async def _dead(settings: Settings, action: str, key: str | None) -> int:
-    from datetime import UTC, datetime
-
     from connector.adapters.db.store import SqlItemStore
-    from connector.adapters.web.admin import dead_reason, find_dead_letter
+    from connector.adapters.web.admin import dead_reason
+    from connector.flow.admin import AdminService
+    from connector.testing import SystemClock
 
     store = await SqlItemStore.open(settings.database.url)
     try:
@@ -420,8 +424,7 @@ async def _dead(settings: Settings, action: str, key: str | None) -> int:
                 )
         else:
             assert key is not None
-            item = find_dead_letter(dead, key)
-            replayed = await store.replay(item.reference, datetime.now(UTC))
+            replayed = await AdminService(store, SystemClock(), "cli").replay_dead(key)
             print(f"{replayed.reference} ({replayed.item_id}) queued for forwarding again")
     finally:
         await store.close()
@@ -537,10 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("id", metavar="ID", help="the item's connector reference, or its item id")
     dead.set_defaults(handler=_cmd_dead)
 
-    from connector import keys_cli, ops_cli
+    from connector import admin_cli, keys_cli, ops_cli
 
     keys_cli.register(commands)
     ops_cli.register(commands)
+    admin_cli.register(commands, items=items_commands)
     return parser
 
 

@@ -33,6 +33,7 @@ class Operation:
     request: str | None = None  # media type of the body, if any
     answers: tuple[str, ...] = ("application/json",)
     query: tuple[str, ...] = field(default=())
+    status: int = 200  # the success status
 
 
 _XML: Final = "application/xml"
@@ -71,10 +72,33 @@ OPERATIONS: Final[dict[str, Operation]] = {
     "admin_schedules": Operation("Pull schedules: next run, paused, last result.", "admin"),
     "admin_schedule_action": Operation("Pause, resume or trigger an operator's pulls.", "admin"),
     "admin_keys": Operation("The signing key ring.", "admin"),
-    "admin_key_add": Operation("Add a published (not yet active) signing key.", "admin", _JSON),
+    "admin_key_add": Operation(
+        "Add a published (not yet active) signing key.", "admin", _JSON, status=201
+    ),
     "admin_key_rotate": Operation("Rotate the signing key now.", "admin", _JSON),
     "admin_key_activate": Operation("Activate a published signing key.", "admin"),
     "admin_items": Operation("An item of any operator with its history.", "admin"),
+    "admin_items_search": Operation(
+        "Items of any operator, newest first (received_at descending); page with next_after.",
+        "admin",
+        query=("operator", "state", "decision", "from", "to", "limit", "after"),
+    ),
+    "admin_operators": Operation(
+        "Operators (configured or added): state, who manages them, credential fingerprints.",
+        "admin",
+    ),
+    "admin_operator_add": Operation(
+        "Add an operator; its new token is in the answer, once.", "admin", _JSON, status=201
+    ),
+    "admin_operator_action": Operation(
+        "Disable or enable an operator, or rotate its token (the new one answered once).",
+        "admin",
+    ),
+    "admin_audit": Operation(
+        "The audit log of admin actions after an id, oldest first.",
+        "admin",
+        query=("after", "limit"),
+    ),
     "metrics": Operation("Prometheus metrics.", "admin", answers=("text/plain",)),
     "openapi": Operation("This document.", "operator"),
 }
@@ -110,7 +134,10 @@ def _operation(name: str | None, method: str, path: str) -> dict[str, Any]:
     if described.request is not None:
         result["requestBody"] = {"required": True, "content": {described.request: {}}}
     result["responses"] = {
-        "200": {"description": "OK", "content": {media: {} for media in described.answers}},
+        str(described.status): {
+            "description": "OK" if described.status == 200 else "Created",
+            "content": {media: {} for media in described.answers},
+        },
         "default": {
             "description": "An RFC 9457 problem with a stable code",
             "content": {"application/problem+json": {}},

@@ -129,6 +129,21 @@ def _admin(method: str, path: str) -> Check:
     return check
 
 
+async def _operator_admin(client: Client, store: InMemoryItemStore) -> None:
+    # B can neither disable A nor take over A's token; A still authenticates afterwards.
+    for action in ("disable", "enable", "rotate-token"):
+        path = f"/v1/admin/operators/{OPERATOR_A}/{action}"
+        assert (await client.post(path, headers=AUTH_B)).status == 401, path
+    added = await client.post("/v1/admin/operators", json={"operator_id": "X"}, headers=AUTH_B)
+    assert added.status == 401
+    assert (await client.get(f"/v1/items/{ITEM}", headers=AUTH_A)).status == 200
+    assert [op.record.operator_id for op in await store.admin_operators()] == [
+        OPERATOR_A,
+        OPERATOR_B,
+    ]
+    assert store.audit == []
+
+
 async def _openapi(client: Client, _: InMemoryItemStore) -> None:
     body = await (await client.get("/openapi.json", headers=AUTH_B)).text()
     assert ITEM not in body
@@ -152,6 +167,11 @@ ROUTES: dict[str, Check] = {
     "admin_key_rotate": _admin("POST", "/v1/admin/keys/rotate"),
     "admin_key_activate": _admin("POST", "/v1/admin/keys/k1/activate"),
     "admin_items": _admin("GET", f"/v1/admin/items/{ITEM}"),
+    "admin_items_search": _admin("GET", f"/v1/admin/items?operator={OPERATOR_A}"),
+    "admin_operators": _admin("GET", "/v1/admin/operators"),
+    "admin_operator_add": _operator_admin,
+    "admin_operator_action": _operator_admin,
+    "admin_audit": _admin("GET", "/v1/admin/audit"),
     "metrics": _admin("GET", "/metrics"),
     "openapi": _openapi,
 }
