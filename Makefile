@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint fmt typecheck unit soak bench bench-quick lock clean
+.PHONY: install demo test lint fmt typecheck unit soak bench bench-quick openapi lock clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench: install  ## throughput figures with their in-run baselines
 
 bench-quick: install
 	$(BIN)/python -m bench --quick
+
+openapi: install  ## write docs/openapi.json from the app's routes
+	$(BIN)/python -m connector.adapters.web.openapi > docs/openapi.json
 
 lock: $(BIN)/uv  ## re-resolve the locked dependency sets after editing pyproject.toml
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements/dev.lock

@@ -103,6 +103,13 @@ OPERATIONS: Final[dict[str, Operation]] = {
     "openapi": Operation("This document.", "operator"),
 }
 
+_COUNT: Final = {"type": "integer", "minimum": 0, "maximum": 9_999_999_999_999_999_999}
+#: Query parameters that are not free text; a larger limit than a route allows is clamped.
+_QUERY_SCHEMAS: Final[dict[tuple[str, str], dict[str, object]]] = {
+    ("list_notices", "after"): _COUNT,
+    ("list_notices", "limit"): _COUNT,
+}
+
 _SECURITY: Final[dict[Caller, list[dict[str, list[str]]]]] = {
     "public": [],
     "operator": [{"operatorToken": []}, {"operatorCertificate": []}],
@@ -126,7 +133,12 @@ def _operation(name: str | None, method: str, path: str) -> dict[str, Any]:
     result["summary"] = described.summary
     result["security"] = _SECURITY[described.caller]
     parameters += [
-        {"name": param, "in": "query", "required": False, "schema": {"type": "string"}}
+        {
+            "name": param,
+            "in": "query",
+            "required": False,
+            "schema": _QUERY_SCHEMAS.get((name or "", param), {"type": "string"}),
+        }
         for param in described.query
     ]
     if parameters:
@@ -186,3 +198,22 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 OPENAPI_ROUTES: Final = (web.get("/openapi.json", get_openapi, name="openapi"),)
+
+
+def main() -> None:
+    """Print the document of the app's routes (``make openapi`` writes docs/openapi.json)."""
+    import json
+
+    from connector.adapters.web.server import build_web_app
+    from connector.flow.accept import AcceptService
+    from connector.testing import FrozenClock, InMemoryItemStore
+
+    store, clock = InMemoryItemStore(), FrozenClock()
+    app = build_web_app(
+        store=store, accept=AcceptService(store, clock), clock=clock, max_body_bytes=1
+    )
+    print(json.dumps(openapi_document(app), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

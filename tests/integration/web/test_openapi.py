@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -54,3 +58,18 @@ def test_descriptions_name_only_real_routes(client: Client) -> None:
     # post_answer belongs to the referral answers route, added with the notices stage.
     assert set(OPERATIONS) - names <= {"post_answer"}
     assert openapi_document(client.app)["info"]["title"] == "ead-connector"
+
+
+def test_the_document_kept_in_the_repository_is_current() -> None:
+    """docs/openapi.json is what the app serves; `make openapi` rewrites it."""
+    kept = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
+    generated = subprocess.run(
+        [sys.executable, "-m", "connector.adapters.web.openapi"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert json.loads(kept.read_text(encoding="utf-8")) == json.loads(generated), (
+        "docs/openapi.json is out of date: run make openapi"
+    )
