@@ -40,6 +40,7 @@ __all__ = [
     "FetchedBatch",
     "ForwardClaim",
     "ItemSearch",
+    "ItemStats",
     "ItemStore",
     "NoticeClaim",
     "NoticeWebhook",
@@ -137,6 +138,14 @@ class ScheduleState:
     last_finished_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ItemStats:
+    """How many items are in each state, and since when the oldest unforwarded one waits."""
+
+    by_state: Mapping[str, int]
+    oldest_waiting: datetime | None  # received_at of the oldest ACCEPTED or FORWARDING item
+
+
 class ItemStore(Protocol):
     """Durable state of the connector. Every method is one transaction."""
 
@@ -218,6 +227,10 @@ class ItemStore(Protocol):
         operators whose configured token was ignored for that reason. Two operators sharing a
         credential is a ConfigurationError.
         """
+        ...
+
+    async def item_stats(self) -> ItemStats:
+        """Items per state and the oldest one still waiting to be forwarded (metrics)."""
         ...
 
     async def operator_by_token(self, token_sha256: str) -> OperatorRecord | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ from connector.ports import (
     DecisionToApply,
     ForwardClaim,
     ItemSearch,
+    ItemStats,
     NoticeClaim,
     OperatorRecord,
     ReceivedAnswer,
@@ -768,6 +770,15 @@ class InMemoryItemStore:
             reverse=True,
         )
         return tuple(found[: max(search.limit, 0)])
+
+    async def item_stats(self) -> ItemStats:
+        counts = Counter(item.state.value for item in self.items.values())
+        waiting = [
+            item.received_at
+            for item in self.items.values()
+            if item.state in (ItemState.ACCEPTED, ItemState.FORWARDING)
+        ]
+        return ItemStats(dict(counts), min(waiting) if waiting else None)
 
     async def outbox_depth(self) -> int:
         return len(self.outbox)

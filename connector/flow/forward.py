@@ -39,8 +39,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
 from types import TracebackType
@@ -90,6 +91,7 @@ class ForwardOutcome:
     dead: int = 0  # failed for good (refused, or out of attempts)
     batches: int = 0  # declaration batches Customs accepted
     error: str | None = None  # why the run stopped early (the store was unreachable)
+    send_seconds: tuple[float, ...] = ()  # how long each send to Customs took, answered or not
 
 
 def _no_agencies(claim: ForwardClaim) -> Sequence[str]:
@@ -186,6 +188,7 @@ class _Tally:
     retried: int = 0
     dead: int = 0
     batches: int = 0
+    send_seconds: list[float] = field(default_factory=list)
 
 
 class ForwardService:
@@ -300,7 +303,11 @@ class ForwardService:
             batch_id, signed_xml, copies = await asyncio.to_thread(
                 self._prepare, claims, destination
             )
-            receipt = await self._gateway.send(destination, batch_id, signed_xml)
+            started = time.perf_counter()
+            try:
+                receipt = await self._gateway.send(destination, batch_id, signed_xml)
+            finally:
+                tally.send_seconds.append(time.perf_counter() - started)
         except StoreUnavailable:
             raise
         except ConnectorError as error:
@@ -340,4 +347,5 @@ class ForwardService:
             dead=tally.dead,
             batches=tally.batches,
             error=error,
+            send_seconds=tuple(tally.send_seconds),
         )

@@ -55,6 +55,7 @@ from connector.ports import (
     DecisionToApply,
     ForwardClaim,
     ItemSearch,
+    ItemStats,
     NoticeClaim,
     OperatorRecord,
     ReceivedAnswer,
@@ -656,6 +657,21 @@ class SqlItemStore:
             sa.update(_ITEMS).where(_ITEMS.c.reference == item.reference).values(item_to_row(item))
         )
         await session.execute(sa.insert(_EVENTS).values(row))
+
+    async def item_stats(self) -> ItemStats:
+        """Items per state and the oldest one waiting to be forwarded, in one read."""
+        waiting = (ItemState.ACCEPTED.value, ItemState.FORWARDING.value)
+        with db_engine.wrap_errors("counting items"):
+            async with self._read() as session, session.begin():
+                rows = await session.execute(
+                    sa.select(_ITEMS.c.state, sa.func.count()).group_by(_ITEMS.c.state)
+                )
+                oldest = await session.scalar(
+                    sa.select(sa.func.min(_ITEMS.c.received_at)).where(
+                        _ITEMS.c.state.in_(waiting)
+                    )
+                )
+        return ItemStats({str(state): int(count) for state, count in rows.all()}, oldest)
 
     async def outbox_depth(self) -> int:
         """How many forwarding jobs are waiting (pending)."""

@@ -11,8 +11,10 @@ tests and several apps in one process do not mix). What it shows:
   ``dead``; ``ead_forward_batches_total``: batches Customs accepted;
 - ``ead_notices_total{outcome}``: notices the webhook stage ``delivered``, ``retried`` or made
   ``dead``;
-- ``ead_outbox_pending`` and ``ead_dead_letters``: read from the database at each scrape, so
-  every replica reports the shared backlog;
+- ``ead_forward_send_seconds``: how long each send to Customs took (answer or failure);
+- ``ead_outbox_pending`` and ``ead_dead_letters``, ``ead_items_by_state{state}`` and
+  ``ead_backlog_oldest_seconds`` (age of the oldest item not yet forwarded): read from the
+  database at each scrape, so every replica reports the shared backlog;
 - ``ead_schedule_last_success_timestamp_seconds{operator}``: when each operator's scheduled
   pull last ended well (from the database);
 - ``ead_signing_certificate_days_left``: days until the active signing certificate expires
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final, Protocol, runtime_checkable
 
 from aiohttp import web
@@ -34,7 +36,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from connector.adapters.web import auth
 from connector.adapters.web.server import ADMIN_TOKEN_SHA256, CLOCK, METRICS, STORE
 from connector.core.model import Acknowledgement, StoredItem
-from connector.ports import ScheduleState
+from connector.ports import ItemStats, ScheduleState
 
 __all__ = ["METRICS_ROUTES", "Metrics", "metrics_middleware"]
 
@@ -44,6 +46,11 @@ class _Backlog(Protocol):
     async def outbox_depth(self) -> int: ...
 
     async def dead_letters(self) -> tuple[StoredItem, ...]: ...
+
+
+@runtime_checkable
+class _Stats(Protocol):
+    async def item_stats(self) -> ItemStats: ...
 
 
 @runtime_checkable
@@ -106,6 +113,23 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.send_seconds = Histogram(
+            "ead_forward_send_seconds",
+            "Time to send one declaration batch to Customs, answered or failed.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.by_state = Gauge(
+            "ead_items_by_state",
+            "Items in the database by lifecycle state.",
+            ["state"],
+            registry=self.registry,
+        )
+        self.backlog_age = Gauge(
+            "ead_backlog_oldest_seconds",
+            "Age of the oldest item accepted but not yet forwarded (0 when none waits).",
+            registry=self.registry,
+        )
         self.batches = Counter(
             "ead_forward_batches",
             "Declaration batches Customs accepted.",
@@ -151,6 +175,8 @@ class Metrics:
                 self.forwarded.labels(name).inc(count)
         if outcome.batches:
             self.batches.inc(outcome.batches)
+        for seconds in getattr(outcome, "send_seconds", ()):
+            self.send_seconds.observe(seconds)
 
     def notify_run(self, outcome: _NotifyOutcome) -> None:
         """Count what one notify run did (the notifier's StageLoop listener)."""
@@ -164,6 +190,14 @@ class Metrics:
         if isinstance(store, _Backlog):
             self.outbox.set(await store.outbox_depth())
             self.dead.set(len(await store.dead_letters()))
+        if isinstance(store, _Stats):
+            stats = await store.item_stats()
+            for state_name, count in stats.by_state.items():
+                self.by_state.labels(state_name).set(count)
+            oldest = stats.oldest_waiting
+            self.backlog_age.set(
+                max((datetime.now(UTC) - oldest).total_seconds(), 0.0) if oldest else 0.0
+            )
         if isinstance(store, _Schedules):
             for schedule_id, state in (await store.schedule_states()).items():
                 ok = state.last_result is not None and state.last_result.startswith("ok")

@@ -85,3 +85,14 @@ async def test_metrics_show_notices_schedules_and_certificate_expiry(
     days = _value(text, "ead_signing_certificate_days_left")
     expected = ring.active.certificate.not_valid_after_utc - clock.now()
     assert abs(days - expected.total_seconds() / 86400) < 0.01
+
+
+async def test_metrics_show_items_by_state_backlog_age_and_send_latency(
+    client: Client, store: InMemoryItemStore, accepted: dict[Any, Any]
+) -> None:
+    client.app[METRICS].forward_run(ForwardOutcome(claimed=1, send_seconds=(0.2, 3.0)))
+    text = await (await client.get("/metrics", headers=ADMIN)).text()
+    assert _value(text, 'ead_items_by_state{state="ACCEPTED"}') == 2
+    assert _value(text, "ead_backlog_oldest_seconds") > 0  # the items were received "earlier"
+    assert _value(text, "ead_forward_send_seconds_count") == 2
+    assert _value(text, 'ead_forward_send_seconds_bucket{le="0.25"}') == 1
