@@ -3,8 +3,10 @@
 :func:`configure` is called once by the CLI (and again with the loaded settings). Every event
 carries ``timestamp`` (UTC, ISO 8601), ``level`` and ``event`` plus its keys, and
 the context bound per request (``request_id``, ``operator``). Values under keys that name a
-secret (``token``, ``passphrase``, ``password``, ``secret``, ``authorization``) are replaced by
-``***`` before rendering, whatever logged them. stdout stays free for command output.
+secret (``token``, ``passphrase``, ``password``, ``secret``, ``authorization``) or personal
+data (``sender``, ``addressee``, ``address``, ``street``, ``email``, ``phone``, ``person``)
+are replaced by ``***`` before rendering, whatever logged them. stdout stays free for
+command output.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ __all__ = ["LogFormat", "configure", "redact_secrets"]
 
 LogFormat = Literal["auto", "json", "console"]
 _SECRET_PARTS: Final = ("token", "passphrase", "password", "secret", "authorization")
+#: Personal data of senders and addressees never belongs in logs (item ids identify items).
+_PERSONAL_PARTS: Final = ("sender", "addressee", "address", "street", "email", "phone", "person")
 _REDACTED: Final = "***"
 
 
 def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: hide the value of every key that names a secret."""
+    """structlog processor: hide the value of every key that names a secret or personal data."""
     for key in list(event):
-        if key != "event" and any(part in key.lower() for part in _SECRET_PARTS):
+        lowered = key.lower()
+        if key != "event" and any(part in lowered for part in _SECRET_PARTS + _PERSONAL_PARTS):
             event[key] = _REDACTED
     return event
 

@@ -44,6 +44,18 @@ def test_secret_named_keys_are_masked() -> None:
     assert "tok-123" not in stream.getvalue()
 
 
+def test_personal_data_keys_are_masked() -> None:
+    stream = io.StringIO()
+    logs.configure("info", "json", stream)
+    structlog.get_logger("t").info(
+        "x", sender_name="Anna Müller", addressee_address="Hauptstr. 5", item_id="RR1"
+    )
+    event = json.loads(stream.getvalue())
+    assert (event["sender_name"], event["addressee_address"]) == ("***", "***")
+    assert event["item_id"] == "RR1"
+    assert "Müller" not in stream.getvalue()
+
+
 def test_level_filters_and_console_format() -> None:
     stream = io.StringIO()
     logs.configure("warning", "console", stream)
