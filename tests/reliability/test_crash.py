@@ -51,6 +51,7 @@ from tests.reliability.world import (
 pytestmark = pytest.mark.reliability
 
 KILLS = SOAK_KILLS or 4
+TIMEOUT = 180
 PHASES = ("intake", "send", "apply", "notice")
 BATCH_ITEMS = 20
 
@@ -67,6 +68,7 @@ class Run:
     kills: Counter[str] = field(default_factory=Counter)
     armed: set[str] = field(default_factory=set)
     stopping: bool = False
+    pushing: bool = True
     pushes_interrupted: int = 0
     batch_seed: int = 0
 
@@ -77,7 +79,7 @@ class Run:
     async def pusher(self) -> None:
         """Push batches steadily; one not acknowledged is pushed again, as an operator would."""
         pending: bytes | None = None
-        while not self.stopping:
+        while self.pushing and not self.stopping:
             if pending is None:
                 self.batch_seed += 1
                 pending = generate_batch(
@@ -184,13 +186,15 @@ async def _crash_run(tmp_path: Path, database_url: str, seed: int) -> dict[str, 
                 run.kills[phase] += 1
                 service.start()
                 await service.wait_healthy(http)
-            run.stopping = True
-            await asyncio.wait_for(asyncio.gather(tasks[0]), timeout=60)
-            run.stopping = False
+            run.pushing = False  # the load stops; Customs goes on deciding
+            await asyncio.wait_for(tasks[0], timeout=60)
             acknowledged = run.acknowledged
             assert acknowledged, "no push was acknowledged"
 
             async def finished() -> bool:
+                for task in tasks[1:]:
+                    if task.done():
+                        task.result()  # the decider must not have died
                 if any(
                     world.steps.get(reference_of(item), 0) < len(plan_for(reference_of(item)))
                     for item in acknowledged
@@ -199,7 +203,10 @@ async def _crash_run(tmp_path: Path, database_url: str, seed: int) -> dict[str, 
                 states = await item_states(database_url)
                 return all(states.get(item, ("",))[0] == "NOTIFIED" for item in acknowledged)
 
-            await _until(finished, "every acknowledged item decided and notified", 180)
+            try:
+                await _until(finished, "every acknowledged item decided and notified", TIMEOUT)
+            except AssertionError as error:
+                raise AssertionError(f"{error}: {_diagnosis(world, acknowledged)}") from None
         finally:
             run.stopping = True
             for task in tasks:
@@ -214,13 +221,32 @@ async def _crash_run(tmp_path: Path, database_url: str, seed: int) -> dict[str, 
         "kills not at their moment": untargeted,
         "pushes interrupted": run.pushes_interrupted,
         "decision posts unanswered (sent again)": world.decide_failures,
+        "decision posts that hung (cut after 10 s)": world.decide_timeouts,
     }
+
+
+def _diagnosis(world: World, acknowledged: set[str]) -> str:
+    """Where the unfinished items are, for a failure message."""
+    keys = world.forwarded_references(acknowledged)
+    unfinished = [
+        item
+        for item in acknowledged
+        if world.steps.get(reference_of(item), 0) < len(plan_for(reference_of(item)))
+    ]
+    now = time.monotonic()
+    return (
+        f"{len(unfinished)} items unfinished, {sum(1 for i in unfinished if not keys[i])} of "
+        f"them never at Customs, "
+        f"{sum(1 for i in unfinished if world.held_back.get(reference_of(i), 0) > now)} held "
+        f"back, {len(world.due())} due; problems {world.problems[:3]}"
+    )
 
 
 def _check(
     world: World, acknowledged: set[str], states: dict[str, tuple[str, str | None]]
 ) -> dict[str, int]:
     """Assert the promises on every acknowledged item; the figures."""
+    assert world.problems == [], world.problems[:5]
     keys = world.forwarded_references(acknowledged)
     lost = sorted(item for item, found in keys.items() if not found)
     assert lost == [], f"{len(lost)} acknowledged items never reached Customs"
