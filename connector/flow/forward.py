@@ -91,7 +91,8 @@ class ForwardOutcome:
     dead: int = 0  # failed for good (refused, or out of attempts)
     batches: int = 0  # declaration batches Customs accepted
     error: str | None = None  # why the run stopped early (the store was unreachable)
-    send_seconds: tuple[float, ...] = ()  # how long each send to Customs took, answered or not
+    send_seconds: tuple[float, ...] = field(default=(), compare=False)
+    """How long each send to Customs took, answered or not (timings: not compared)."""
 
 
 def _no_agencies(claim: ForwardClaim) -> Sequence[str]:

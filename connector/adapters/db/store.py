@@ -667,9 +667,7 @@ class SqlItemStore:
                     sa.select(_ITEMS.c.state, sa.func.count()).group_by(_ITEMS.c.state)
                 )
                 oldest = await session.scalar(
-                    sa.select(sa.func.min(_ITEMS.c.received_at)).where(
-                        _ITEMS.c.state.in_(waiting)
-                    )
+                    sa.select(sa.func.min(_ITEMS.c.received_at)).where(_ITEMS.c.state.in_(waiting))
                 )
         return ItemStats({str(state): int(count) for state, count in rows.all()}, oldest)
 
