@@ -264,3 +264,31 @@ def test_two_items_batch_is_the_operator_of_the_corpus() -> None:
     data = (PROTOCOL / "xslt_stylesheet_pi.xml").read_bytes()
     stripped = re.sub(rb"\n<\?xml-stylesheet[^>]*\?>", b"", data)
     assert stripped == TWO_ITEMS.read_bytes()
+
+
+def test_the_whole_xml_attack_corpus_is_refused_and_counted(served: Served) -> None:
+    """Every XML attack file of tests/data/attacks (and its protocol/ folder) pushed as a
+    batch: each is refused with a stable code; the figures are printed (``make soak`` shows
+    them) and good traffic still flows afterwards."""
+    files = sorted((PROTOCOL.parent).glob("*.xml")) + sorted(PROTOCOL.glob("*.xml"))
+    codes: dict[str, int] = {}
+    accepted = []
+    inert = 0
+    for path in files:
+        status, body = served.push(path.read_bytes())
+        if status == 200 and path.name.startswith("xslt"):
+            inert += 1  # stylesheet instructions dropped, the data accepted, nothing run
+            continue
+        if status == 200:
+            accepted.append(path.name)
+            continue
+        assert 400 <= status < 500, (path.name, status)
+        codes[str(body.get("code"))] = codes.get(str(body.get("code")), 0) + 1
+    print(
+        f"\nattack cases: {len(files)} tried, {sum(codes.values())} rejected "
+        f"({', '.join(f'{code} {count}' for code, count in sorted(codes.items()))}), "
+        f"{inert} inert (XSLT instructions dropped)"
+    )
+    assert accepted == []
+    assert sum(codes.values()) + inert == len(files)
+    _good_traffic_still_flows(served)
