@@ -324,6 +324,22 @@ def _notice_row(
     }
 
 
+def _failure_values(error: str, decision: RetryDecision) -> dict[str, Any]:
+    """The outbox columns after a failed attempt: one more attempt, pending again at
+    ``retry_at`` or dead, the lease given up."""
+    values: dict[str, Any] = {
+        "attempts": _OUTBOX.c.attempts + 1,
+        "last_error": error,
+        "lease_until": None,
+    }
+    if decision.dead:
+        values["status"] = _DEAD
+    else:
+        assert decision.retry_at is not None
+        values |= {"status": _PENDING, "next_attempt_at": decision.retry_at}
+    return values
+
+
 def _outbox_row(reference: str, at: datetime, kind: str = _FORWARD) -> dict[str, Any]:
     return {
         "reference": reference,
@@ -420,6 +436,21 @@ class SqlItemStore:
         """Close every pooled connection."""
         with db_engine.wrap_errors("closing the database"):
             await self._engine.dispose()
+
+    async def _lease_jobs(
+        self, session: AsyncSession, ids: Collection[int], owner: str, lease_s: float, now: datetime
+    ) -> None:
+        """Mark outbox jobs claimed by ``owner`` until ``now + lease_s``."""
+        await session.execute(
+            sa.update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_(ids))
+            .values(
+                status=_CLAIMED,
+                owner=owner,
+                lease_until=now + timedelta(seconds=lease_s),
+                heartbeat_at=now,
+            )
+        )
 
     async def _notify(self, session: AsyncSession, kind: str) -> None:
         """On PostgreSQL, wake every replica's stage for ``kind`` when this transaction
@@ -699,16 +730,7 @@ class SqlItemStore:
                 ids = await self._due_jobs(session, _OUTBOX.c.kind == _FORWARD, limit, now)
                 if not ids:
                     return ()
-                await session.execute(
-                    sa.update(_OUTBOX)
-                    .where(_OUTBOX.c.id.in_(ids))
-                    .values(
-                        status=_CLAIMED,
-                        owner=owner,
-                        lease_until=now + timedelta(seconds=lease_s),
-                        heartbeat_at=now,
-                    )
-                )
+                await self._lease_jobs(session, ids, owner, lease_s, now)
                 query = (
                     sa.select(
                         _OUTBOX.c.id.label("outbox_id"),
@@ -955,17 +977,11 @@ class SqlItemStore:
         at: datetime,
     ) -> int:
         """Count a failed attempt of ``owner``'s claims: back to pending, or dead."""
-        values: dict[str, Any] = {
-            "attempts": _OUTBOX.c.attempts + 1,
-            "last_error": error,
-            "lease_until": None,
-        }
+        values = _failure_values(error, decision)
         if decision.dead:
-            values["status"] = _DEAD
             to_state, detail = ItemState.DEAD, decision.reason
         else:
             assert decision.retry_at is not None
-            values |= {"status": _PENDING, "next_attempt_at": decision.retry_at}
             to_state = ItemState.FORWARDING
             detail = f"{error}; retry at {decision.retry_at.isoformat()}"
         with db_engine.wrap_errors("recording a forwarding failure"):
@@ -1004,16 +1020,7 @@ class SqlItemStore:
                 ids = await self._due_jobs(session, kind, limit, now)
                 if not ids:
                     return ()
-                await session.execute(
-                    sa.update(_OUTBOX)
-                    .where(_OUTBOX.c.id.in_(ids))
-                    .values(
-                        status=_CLAIMED,
-                        owner=owner,
-                        lease_until=now + timedelta(seconds=lease_s),
-                        heartbeat_at=now,
-                    )
-                )
+                await self._lease_jobs(session, ids, owner, lease_s, now)
                 query = (
                     sa.select(
                         _OUTBOX.c.id.label("outbox_id"),
@@ -1078,16 +1085,8 @@ class SqlItemStore:
     ) -> int:
         """Count a failed attempt of ``owner``'s copy jobs: back to pending, or dead. The
         items keep their state (a copy never changes an item's lifecycle)."""
-        values: dict[str, Any] = {
-            "attempts": _OUTBOX.c.attempts + 1,
-            "last_error": error if not decision.dead else f"{error}; {decision.reason}",
-            "lease_until": None,
-        }
-        if decision.dead:
-            values["status"] = _DEAD
-        else:
-            assert decision.retry_at is not None
-            values |= {"status": _PENDING, "next_attempt_at": decision.retry_at}
+        last_error = error if not decision.dead else f"{error}; {decision.reason}"
+        values = _failure_values(last_error, decision)
         with db_engine.wrap_errors("recording an agency copy failure"):
             async with self._write() as session, session.begin():
                 return len(await self._take_owned(session, claims, owner, values))
@@ -1263,16 +1262,7 @@ class SqlItemStore:
                 ids = await self._due_jobs(session, _OUTBOX.c.kind == _ANSWER, limit, now)
                 if not ids:
                     return ()
-                await session.execute(
-                    sa.update(_OUTBOX)
-                    .where(_OUTBOX.c.id.in_(ids))
-                    .values(
-                        status=_CLAIMED,
-                        owner=owner,
-                        lease_until=now + timedelta(seconds=lease_s),
-                        heartbeat_at=now,
-                    )
-                )
+                await self._lease_jobs(session, ids, owner, lease_s, now)
                 query = (
                     sa.select(
                         _OUTBOX.c.id.label("outbox_id"),
@@ -1352,17 +1342,11 @@ class SqlItemStore:
     ) -> int:
         """Count a failed attempt of ``owner``'s answer jobs: back to pending, or dead (the
         item DEAD too, replayable by an admin)."""
-        values: dict[str, Any] = {
-            "attempts": _OUTBOX.c.attempts + 1,
-            "last_error": error,
-            "lease_until": None,
-        }
+        values = _failure_values(error, decision)
         if decision.dead:
-            values["status"] = _DEAD
             to_state, detail = ItemState.DEAD, f"referral answer: {decision.reason}"
         else:
             assert decision.retry_at is not None
-            values |= {"status": _PENDING, "next_attempt_at": decision.retry_at}
             to_state = ItemState.FORWARDING
             detail = f"referral answer: {error}; retry at {decision.retry_at.isoformat()}"
         with db_engine.wrap_errors("recording a referral answer failure"):
