@@ -50,6 +50,7 @@ from connector.core import signing
 from connector.core.checks.seeding import seed_check_problems
 from connector.core.model import CustomsDecision
 from connector.peers.customs import MockCustoms
+from connector.peers.serving import start_site
 from connector.peers.tls import LoopbackPki
 from connector.sample import generate_batch
 from connector.sample_data import DESTINATION_WEIGHT
@@ -222,8 +223,8 @@ class _Demo:
         (workdir / "connector.pem").write_bytes(
             self.ring.active.certificate.public_bytes(serialization.Encoding.PEM)
         )
-        self.source_url = await self._serve(self._source_app(), ssl=False)
-        self.webhook_url = await self._serve(self._webhook_app(), ssl=False)
+        self.source_url = await self._serve(self._source_app())
+        self.webhook_url = await self._serve(self._webhook_app())
         self.port = _free_port()
         self.database = workdir / "ead-connector.db"
         settings = self._settings(client.cert_file, client.key_file)
@@ -286,11 +287,8 @@ class _Demo:
             }
         )
 
-    async def _serve(self, app: web.Application, *, ssl: bool) -> str:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        port = _free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+    async def _serve(self, app: web.Application) -> str:
+        runner, port = await start_site(app, "127.0.0.1", 0, None)
         self.runners.append(runner)
         return f"http://127.0.0.1:{port}"
 

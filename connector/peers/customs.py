@@ -76,6 +76,7 @@ from connector.errors import (
     SignatureInvalid,
 )
 from connector.peers.risk import ItemFacts, RiskRules, facts_of
+from connector.peers.serving import start_site
 from connector.ports import Clock
 
 __all__ = [
@@ -322,15 +323,7 @@ class MockCustoms:
         app.router.add_post(DECLARATIONS_PATH, self._declarations)
         app.router.add_post(ANSWERS_PATH, self._declarations)
         app.router.add_get(RESPONSES_PATH, self._responses_feed)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl_context)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self.port = int(runner.addresses[0][1])
+        runner, self.port = await start_site(app, self.host, self.port, self._ssl_context)
         self._runner = runner
         self._stopping = asyncio.Event()
         _log.info("mock_customs.started", url=self.url)

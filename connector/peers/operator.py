@@ -37,6 +37,7 @@ from cryptography import x509
 from connector.core import notices, signing
 from connector.core.notices import ItemNotice
 from connector.errors import ConfigurationError, ConnectorError, SignatureInvalid
+from connector.peers.serving import start_site
 
 __all__ = ["MODES", "MockOperator", "Mode", "ReceivedNotice"]
 
@@ -153,15 +154,7 @@ class MockOperator:
             raise ConfigurationError("The mock operator is running already.")
         app = web.Application()
         app.router.add_post(self.path, self._notice)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl_context)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self.port = int(runner.addresses[0][1])
+        runner, self.port = await start_site(app, self.host, self.port, self._ssl_context)
         self._runner = runner
         self._stopping = asyncio.Event()
         _log.info("mock_operator.started", url=self.url)
