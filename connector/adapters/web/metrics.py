@@ -35,7 +35,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from connector.adapters.web import auth
 from connector.adapters.web.server import ADMIN_TOKEN_SHA256, CLOCK, METRICS, STORE
-from connector.core.model import Acknowledgement, StoredItem
+from connector.core.model import Acknowledgement, ItemState
 from connector.ports import ItemStats, ScheduleState
 
 __all__ = ["METRICS_ROUTES", "Metrics", "metrics_middleware"]
@@ -45,11 +45,6 @@ __all__ = ["METRICS_ROUTES", "Metrics", "metrics_middleware"]
 class _Backlog(Protocol):
     async def outbox_depth(self) -> int: ...
 
-    async def dead_letters(self) -> tuple[StoredItem, ...]: ...
-
-
-@runtime_checkable
-class _Stats(Protocol):
     async def item_stats(self) -> ItemStats: ...
 
 
@@ -189,15 +184,14 @@ class Metrics:
         """Read the shared backlog and the schedules' last results from the database."""
         if isinstance(store, _Backlog):
             self.outbox.set(await store.outbox_depth())
-            self.dead.set(len(await store.dead_letters()))
-        if isinstance(store, _Stats):
             stats = await store.item_stats()
             for state_name, count in stats.by_state.items():
                 self.by_state.labels(state_name).set(count)
+            # A dead letter is an item in state DEAD (replay or a decision moves it out).
+            self.dead.set(stats.by_state.get(ItemState.DEAD.value, 0))
             oldest = stats.oldest_waiting
-            self.backlog_age.set(
-                max((datetime.now(UTC) - oldest).total_seconds(), 0.0) if oldest else 0.0
-            )
+            age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+            self.backlog_age.set(max(age, 0.0))
         if isinstance(store, _Schedules):
             for schedule_id, state in (await store.schedule_states()).items():
                 ok = state.last_result is not None and state.last_result.startswith("ok")
