@@ -11,6 +11,7 @@ output) and an ``http_status``; the class docstring is its default message.
     │   ├── XmlTooLarge                             413  xml_too_large
     │   ├── XmlUnsafe                               400  xml_unsafe
     │   │   ├── XmlDoctypeForbidden                 400  xml_doctype_forbidden
+    │   │   ├── XmlProcessingInstructionForbidden   400  xml_processing_instruction_forbidden
     │   │   └── XmlTooDeep                          400  xml_too_deep
     │   ├── XmlEncodingUnsupported                  400  xml_encoding_unsupported
     │   ├── XmlMalformed                            400  xml_malformed
@@ -77,6 +78,7 @@ __all__ = [
     "XmlDoctypeForbidden",
     "XmlEncodingUnsupported",
     "XmlMalformed",
+    "XmlProcessingInstructionForbidden",
     "XmlTooDeep",
     "XmlTooLarge",
     "XmlUnsafe",
@@ -126,6 +128,12 @@ class XmlDoctypeForbidden(XmlUnsafe):
     """The message contains a DOCTYPE declaration; DTDs and entities are not accepted."""
 
     code = "xml_doctype_forbidden"
+
+
+class XmlProcessingInstructionForbidden(XmlUnsafe):
+    """The message contains a processing instruction (``<?xml-stylesheet?>`` and the like)."""
+
+    code = "xml_processing_instruction_forbidden"
 
 
 class XmlTooDeep(XmlUnsafe):

@@ -15,10 +15,13 @@ this order, all before or during a single lxml parse:
    ``<!DOCTYPE`` before the root element. No DTD, entity declaration or external subset ever
    reaches libxml2. The same text inside a comment, CDATA or element content is data.
 4. **One parse** with a per-thread lxml parser: no entity substitution, no DTD loading, no
-   network, libxml2's own size limits on (no ``huge_tree``), comments and processing
-   instructions dropped. A syntax error raises :class:`XmlMalformed` with line and column.
+   network, libxml2's own size limits on (no ``huge_tree``), comments dropped. A syntax
+   error raises :class:`XmlMalformed` with line and column.
 5. **Belt and braces.** A DTD found on the parsed document raises
    :class:`XmlDoctypeForbidden`; an entity reference node raises :class:`XmlUnsafe`.
+   A processing instruction anywhere (prolog, body or epilog; the XML declaration is not
+   one) raises :class:`XmlProcessingInstructionForbidden`: no message kind uses them, and
+   an ``<?xml-stylesheet?>`` is refused rather than silently dropped.
 6. **Depth.** An element deeper than ``ParseLimits.max_depth`` (the root element is depth 1)
    raises :class:`XmlTooDeep`, and so does libxml2's own limit of 256 levels.
 
@@ -28,6 +31,7 @@ a one-line message; the lxml exception, if any, is kept as ``__cause__``.
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from dataclasses import dataclass
@@ -41,6 +45,7 @@ from connector.errors import (
     XmlDoctypeForbidden,
     XmlEncodingUnsupported,
     XmlMalformed,
+    XmlProcessingInstructionForbidden,
     XmlTooDeep,
     XmlTooLarge,
     XmlUnsafe,
@@ -127,7 +132,7 @@ def _new_parser() -> etree.XMLParser:
         huge_tree=False,
         recover=False,
         remove_comments=True,
-        remove_pis=True,
+        remove_pis=False,  # kept so that _check_tree can refuse them
         remove_blank_text=False,
         collect_ids=True,
     )
@@ -169,7 +174,7 @@ def parse_xml(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> etree._Eleme
     start = _check_encoding(data)
     _reject_doctype_in_prolog(data, start)
     root = _parse(data, limits)
-    _check_tree(root, data, limits)
+    _check_tree(root, data, start, limits)
     return root
 
 
@@ -271,8 +276,9 @@ def _translate(exc: etree.XMLSyntaxError, limits: ParseLimits) -> InvalidMessage
     )
 
 
-def _check_tree(root: etree._Element, data: bytes, limits: ParseLimits) -> None:
-    """Re-check the parsed tree: no DTD, no entity reference node, depth within the limit."""
+def _check_tree(root: etree._Element, data: bytes, start: int, limits: ParseLimits) -> None:
+    """Re-check the parsed tree: no DTD, entity reference node or processing instruction,
+    and depth within the limit."""
     docinfo = root.getroottree().docinfo
     if (
         docinfo.internalDTD is not None
@@ -287,6 +293,25 @@ def _check_tree(root: etree._Element, data: bytes, limits: ParseLimits) -> None:
         and next(root.iter(etree.Entity), None) is not None
     ):
         raise XmlUnsafe("The message contains an entity reference; entities are not accepted.")
+    # ``<?`` past the XML declaration may be a processing instruction (or text in a comment
+    # or CDATA section): only then is the tree searched.
+    declaration = data.startswith(b"<?xml", start) and data[start + 5 : start + 6] in _XML_SPACE
+    if data.find(b"<?", start + 5 if declaration else start) >= 0:
+        instruction = next(
+            itertools.chain(
+                root.itersiblings(etree.PI, preceding=True),
+                root.iter(etree.PI),
+                root.itersiblings(etree.PI),
+            ),
+            None,
+        )
+        if instruction is not None:
+            target = _printable(str(instruction.target), 40)
+            raise XmlProcessingInstructionForbidden(
+                f"The message contains a processing instruction ({target!r}); "
+                "processing instructions are not accepted.",
+                target=target,
+            )
     if _deeper_than(limits.max_depth)(root) is True:
         raise XmlTooDeep(
             f"The message nests elements deeper than {limits.max_depth} levels.",

@@ -57,13 +57,17 @@ def _response_id() -> str:
 # --- XML bodies -------------------------------------------------------------------------------
 
 
-def test_xslt_stylesheet_processing_instructions_are_inert(served: Served) -> None:
-    """The PIs are dropped by the parser: nothing is fetched or run, the items are taken."""
+def test_xslt_stylesheet_processing_instructions_are_refused(served: Served) -> None:
+    """A batch carrying ``<?xml-stylesheet?>`` PIs is refused whole; nothing is fetched,
+    run or stored, and the same items without the PIs are then taken."""
     data = (PROTOCOL / "xslt_stylesheet_pi.xml").read_bytes()
     assert b"<?xml-stylesheet" in data
-    status, ack = served.push(data)
+    before = served.item_count()
+    status, problem = served.push(data)
+    assert (status, problem["code"]) == (400, "xml_processing_instruction_forbidden")
+    assert served.item_count() == before
+    status, ack = served.push(TWO_ITEMS.read_bytes())
     assert status == 200, ack
-    assert {item["status"] for item in ack["items"]} == {"accepted"}
     _good_traffic_still_flows(served)
 
 
@@ -273,12 +277,8 @@ def test_the_whole_xml_attack_corpus_is_refused_and_counted(served: Served) -> N
     files = sorted((PROTOCOL.parent).glob("*.xml")) + sorted(PROTOCOL.glob("*.xml"))
     codes: dict[str, int] = {}
     accepted = []
-    inert = 0
     for path in files:
         status, body = served.push(path.read_bytes())
-        if status == 200 and path.name.startswith("xslt"):
-            inert += 1  # stylesheet instructions dropped, the data accepted, nothing run
-            continue
         if status == 200:
             accepted.append(path.name)
             continue
@@ -286,9 +286,8 @@ def test_the_whole_xml_attack_corpus_is_refused_and_counted(served: Served) -> N
         codes[str(body.get("code"))] = codes.get(str(body.get("code")), 0) + 1
     print(
         f"\nattack cases: {len(files)} tried, {sum(codes.values())} rejected "
-        f"({', '.join(f'{code} {count}' for code, count in sorted(codes.items()))}), "
-        f"{inert} inert (XSLT instructions dropped)"
+        f"({', '.join(f'{code} {count}' for code, count in sorted(codes.items()))})"
     )
     assert accepted == []
-    assert sum(codes.values()) + inert == len(files)
+    assert sum(codes.values()) == len(files)
     _good_traffic_still_flows(served)

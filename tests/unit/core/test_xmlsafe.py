@@ -25,6 +25,7 @@ from connector.errors import (
     XmlDoctypeForbidden,
     XmlEncodingUnsupported,
     XmlMalformed,
+    XmlProcessingInstructionForbidden,
     XmlTooDeep,
     XmlTooLarge,
     XmlUnsafe,
@@ -158,12 +159,11 @@ def test_well_formed_batch_parses_and_returns_the_root() -> None:
         ("<!-- <!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]> -->", ""),
         ("<![CDATA[<!DOCTYPE x>]]>", "<!DOCTYPE x>"),
         ("&lt;!DOCTYPE x&gt;", "<!DOCTYPE x>"),
-        ("<?note <!DOCTYPE x>?>", ""),
     ],
-    ids=["comment", "cdata", "escaped-text", "pi"],
+    ids=["comment", "cdata", "escaped-text"],
 )
 def test_doctype_text_inside_the_body_is_accepted(body: str, text: str) -> None:
-    """'<!DOCTYPE' inside a body comment, CDATA, text or PI is data, not a declaration."""
+    """'<!DOCTYPE' inside a body comment, CDATA or text is data, not a declaration."""
     doc = f'<ItemBatch xmlns="{NS}"><Header><BatchId>{body}</BatchId></Header></ItemBatch>'
     root = parse_xml(doc.encode())
     assert batch_id(root) == text
@@ -173,28 +173,58 @@ def test_doctype_text_inside_the_body_is_accepted(body: str, text: str) -> None:
     "prolog",
     [
         b"<!-- no <!DOCTYPE here -->",
-        b'<?xml version="1.0"?>\n<!-- <!DOCTYPE x> --><?tool <!DOCTYPE?>\n',
+        b'<?xml version="1.0"?>\n<!-- <!DOCTYPE x> --><!-- <?tool <!DOCTYPE?> -->\n',
         b'\xef\xbb\xbf<?xml version="1.0" encoding="utf-8"?>\r\n<!---->\t',
     ],
-    ids=["comment", "declaration-comment-pi", "bom-declaration-empty-comment"],
+    ids=["comment", "declaration-comments", "bom-declaration-empty-comment"],
 )
 def test_prolog_comment_mentioning_doctype_is_accepted(prolog: bytes) -> None:
-    """A prolog comment or PI that mentions DOCTYPE does not fool the scanner."""
+    """A prolog comment that mentions DOCTYPE (or a PI) does not fool the scanner."""
     doc = prolog + f'<ItemBatch xmlns="{NS}"/>'.encode()
     assert parse_xml(doc).tag == f"{{{NS}}}ItemBatch"
 
 
-def test_comments_and_processing_instructions_are_stripped() -> None:
-    """Comments and PIs in the prolog, body and epilog are gone from the returned tree."""
-    doc = (
-        b'<?xml version="1.0"?><!--p--><?pi p?><r><!--b--><?pi b?><x>1<!--t-->2</x></r>'
-        b"<!--e--><?pi e?>"
-    )
+def test_a_prolog_pi_hiding_a_doctype_is_refused_as_doctype() -> None:
+    """The prolog scanner steps over a PI and still finds the DOCTYPE behind it."""
+    doc = b'<?xml version="1.0"?><?tool <!DOCTYPE?><!DOCTYPE r [<!ENTITY e "x">]><r/>'
+    with pytest.raises(XmlDoctypeForbidden):
+        parse_xml(doc)
+
+
+def test_comments_are_stripped() -> None:
+    """Comments in the prolog, body and epilog are gone from the returned tree."""
+    doc = b'<?xml version="1.0"?><!--p--><r><!--b--><x>1<!--t-->2</x></r><!--e-->'
     root = parse_xml(doc)
-    assert root.xpath("//comment() | //processing-instruction()") == []
+    assert root.xpath("//comment()") == []
     assert root.getprevious() is None
     assert root.getnext() is None
     assert root.findtext("x") == "12"
+
+
+@pytest.mark.parametrize(
+    ("doc", "target"),
+    [
+        (
+            b'<?xml version="1.0"?><?xml-stylesheet href="file:///etc/passwd"?><r/>',
+            "xml-stylesheet",
+        ),
+        (b"<?pi first?><r/>", "pi"),
+        (b'\xef\xbb\xbf<?xml version="1.0"?>\n<r><x><?tool b?></x></r>', "tool"),
+        (b"<r/><?pi after?>", "pi"),
+    ],
+    ids=["prolog-stylesheet", "prolog-without-declaration", "body", "epilog"],
+)
+def test_processing_instructions_are_refused(doc: bytes, target: str) -> None:
+    """A PI anywhere is refused with its own code; the XML declaration is not a PI."""
+    with pytest.raises(XmlProcessingInstructionForbidden) as caught:
+        parse_xml(doc)
+    assert caught.value.code == "xml_processing_instruction_forbidden"
+    assert caught.value.context["target"] == target
+
+
+def test_pi_like_text_in_comments_and_cdata_is_data() -> None:
+    doc = b'<?xml version="1.0"?><r><!-- <?x y?> --><x><![CDATA[<?y z?>]]></x></r>'
+    assert parse_xml(doc).findtext("x") == "<?y z?>"
 
 
 # --- encoding -------------------------------------------------------------------------------
@@ -418,7 +448,7 @@ def test_parser_alone_reads_no_local_dtd_or_entity(tmp_path: Path, template: str
     assert not any("SECRET-MARKER" in value for value in _dtd_entity_values(root))
     assert "SECRET-MARKER" not in etree.tostring(root, encoding="unicode")
     with pytest.raises(XmlDoctypeForbidden):
-        xmlsafe._check_tree(root, data, DEFAULT_LIMITS)
+        xmlsafe._check_tree(root, data, 0, DEFAULT_LIMITS)
 
 
 ENTITY_BOMBS = {"billion_laughs.xml", "quadratic_blowup.xml"}
@@ -439,7 +469,7 @@ def test_parser_alone_never_expands_and_tree_check_rejects_the_doctype(name: str
     assert PASSWD_MARKER not in text
     assert len(text) < len(data)
     with pytest.raises(XmlDoctypeForbidden):
-        xmlsafe._check_tree(root, data, DEFAULT_LIMITS)
+        xmlsafe._check_tree(root, data, 0, DEFAULT_LIMITS)
 
 
 def test_tree_check_rejects_an_entity_reference_node() -> None:
@@ -447,7 +477,7 @@ def test_tree_check_rejects_an_entity_reference_node() -> None:
     root = etree.fromstring(b"<r/>")
     root.append(etree.Entity("xxe"))
     with pytest.raises(XmlUnsafe) as info:
-        xmlsafe._check_tree(root, b"<r>&xxe;</r>", DEFAULT_LIMITS)
+        xmlsafe._check_tree(root, b"<r>&xxe;</r>", 0, DEFAULT_LIMITS)
     assert type(info.value) is XmlUnsafe
 
 
