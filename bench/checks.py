@@ -92,8 +92,8 @@ def _all_addresses(config: checks.CheckConfig) -> checks.CheckConfig:
 
 def run(quick: bool) -> list[Figure]:
     config = checks_loader.default_check_config()
-    items = 2_000 if quick else 10_000
-    repeat = 3 if quick else 5
+    items = 1_000 if quick else 10_000
+    repeat = 2 if quick else 5
     valid = generate_batch(items, seed=7).xml
     faulty = _sample(items)
     label = f"{items:,} items"

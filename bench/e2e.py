@@ -59,6 +59,8 @@ class Run:
     """Accepted items whose final notice the operator read."""
     peak_rss_mb: float | None = None
     """The sum over the replicas."""
+    process_rss_mb: tuple[float, ...] = ()
+    """The peak RSS of each replica."""
     service_cpu_s: float | None = None
     customs_cpu_s: float | None = None
     bench_cpu_s: float | None = None
@@ -156,6 +158,7 @@ async def _drive(
         replicas=replicas,
         final=final,
         peak_rss_mb=sum(rss) if rss else None,
+        process_rss_mb=tuple(rss),
         service_cpu_s=sum(cpu) if cpu else None,
         customs_cpu_s=customs.cpu_s,
         bench_cpu_s=bench_cpu,

@@ -64,7 +64,7 @@ async def _push_all(batches: list[bytes], database: str, clients: int) -> float:
 
 
 def run(quick: bool) -> list[Figure]:
-    count = 5 if quick else 20
+    count = 3 if quick else 20
     batches = [generate_batch(1_000, seed=100 + i, operator_id=OPERATOR).xml for i in range(count)]
     started = time.perf_counter()
     for data in batches:
@@ -72,7 +72,7 @@ def run(quick: bool) -> list[Figure]:
     baseline = time.perf_counter() - started
     items = 1_000 * count
     figures = []
-    for clients in (1, 2):
+    for clients in (1,) if quick else (1, 2):
         with tempfile.TemporaryDirectory(prefix="ead-bench-db-") as directory:
             database = f"sqlite+aiosqlite:///{directory}/bench.db"
             seconds = asyncio.run(_push_all(batches, database, clients))
