@@ -82,6 +82,24 @@ __all__ = [
 ]
 
 _ITEMS, _EVENTS, _OUTBOX = tables.ITEMS, tables.ITEM_EVENTS, tables.OUTBOX
+#: Column orders of the rows :func:`_bulk_values` inserts.
+_ITEM_COLUMNS = (
+    "reference",
+    "operator_id",
+    "item_id",
+    "version",
+    "state",
+    "destination_country",
+    "batch_id",
+    "digest",
+    "item_xml",
+    "decision",
+    "received_at",
+    "updated_at",
+    "findings",
+)
+_EVENT_COLUMNS = ("reference", "at", "actor", "from_state", "to_state", "detail")
+_JOB_COLUMNS = ("reference", "kind", "status", "attempts", "next_attempt_at", "created_at")
 #: Bound parameters per ``IN (...)`` lookup; far below SQLite's and asyncpg's limits.
 _LOOKUP_CHUNK = 1000
 _PENDING = "pending"
@@ -140,6 +158,13 @@ def findings_from_json(text: str | None, item_id: str) -> tuple[Finding, ...]:
         )
         for entry in json.loads(text)
     )
+
+
+def _warnings(text: str | None, item_id: str) -> tuple[Finding, ...]:
+    """The findings of an ``items.findings`` value that did not reject the item."""
+    if not text:
+        return ()
+    return tuple(finding for finding in findings_from_json(text, item_id) if not finding.is_error)
 
 
 def item_from_row(row: sa.RowMapping) -> StoredItem:
@@ -366,27 +391,37 @@ def _batch_row(intake: Intake) -> dict[str, Any]:
 
 
 async def _bulk_insert(session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert uniform ``rows`` with one driver-level executemany.
+    """Insert uniform ``rows`` with one driver-level executemany (see :func:`_bulk_values`)."""
+    if rows:
+        names = list(rows[0])
+        await _bulk_values(session, table, names, list(map(itemgetter(*names), rows)))
+
+
+async def _bulk_values(
+    session: AsyncSession, table: sa.Table, names: Sequence[str], values: list[Any]
+) -> None:
+    """Insert ``values`` (one tuple per row, of the columns ``names``) with one driver-level
+    executemany.
 
     Each column's values go through the column type's own bind converter, so the stored
     form is exactly what a SQLAlchemy insert would store; the statement just skips the
     per-row compile and parameter bookkeeping, which cost four times the database's own work
     for a 1,000-item intake.
     """
-    if not rows:
+    if not values:
         return
     connection = await session.connection()
     dialect = connection.dialect
-    names = list(rows[0])
     placeholders = {
         "qmark": ["?"] * len(names),
         "numeric_dollar": [f"${n}" for n in range(1, len(names) + 1)],
         "format": ["%s"] * len(names),
     }.get(dialect.paramstyle)
     if placeholders is None:  # a driver we have not measured: the general path
-        await session.execute(sa.insert(table), rows)
+        await session.execute(
+            sa.insert(table), [dict(zip(names, row, strict=True)) for row in values]
+        )
         return
-    pick = itemgetter(*names)
     # dialect_impl: the backend's own type, whose converter gives the stored form (on SQLite,
     # timestamps as SQLAlchemy's text; the driver's own adapter would drop zero microseconds).
     types = [table.c[name].type.dialect_impl(dialect) for name in names]
@@ -395,13 +430,14 @@ async def _bulk_insert(session: AsyncSession, table: sa.Table, rows: list[dict[s
         for position, column_type in enumerate(types)
         if (convert := column_type.bind_processor(dialect)) is not None
     ]
-    parameters: list[Any] = list(map(pick, rows))
+    parameters: list[Any] = values
     if converters:
-        for position_in_list, values in enumerate(parameters):
-            converted = list(values)
+        parameters = []
+        for row in values:
+            converted = list(row)
             for position, convert in converters:
                 converted[position] = convert(converted[position])
-            parameters[position_in_list] = tuple(converted)
+            parameters.append(tuple(converted))
     quote = dialect.identifier_preparer.quote
     into = f"{quote(table.name)} ({', '.join(quote(name) for name in names)})"
     # Names come from our own table metadata; every value is a bound parameter.
@@ -443,13 +479,14 @@ class SqlItemStore:
         """Mark outbox jobs claimed by ``owner`` until ``now + lease_s``."""
         await session.execute(
             sa.update(_OUTBOX)
-            .where(_OUTBOX.c.id.in_(ids))
+            .where(_OUTBOX.c.id.in_(sa.bindparam("ids", expanding=True)))
             .values(
                 status=_CLAIMED,
                 owner=owner,
                 lease_until=now + timedelta(seconds=lease_s),
                 heartbeat_at=now,
-            )
+            ),
+            {"ids": list(ids)},
         )
 
     async def _notify(self, session: AsyncSession, kind: str) -> None:
@@ -534,46 +571,39 @@ class SqlItemStore:
         take unique-index entries in the same order (no deadlock, just one loser); events
         and forwarding jobs keep the intake's order.
         """
-        at, operator_id = intake.received_at, intake.operator_id
-        items = [
-            StoredItem(
-                reference=reference,
-                operator_id=operator_id,
-                item_id=incoming.item_id,
-                version=1,
-                state=lifecycle.transition(None, ItemState.ACCEPTED),
-                destination_country=incoming.destination_country,
-                batch_id=intake.batch_id,
-                digest=incoming.digest,
-                received_at=at,
-                updated_at=at,
-                item_xml=incoming.item_xml,
-                findings=incoming.findings,
-            )
-            for reference, incoming in new
-        ]
-        actor, detail = f"operator:{operator_id}", f"{intake.source} batch {intake.batch_id}"
-        events: list[dict[str, Any]] = []
-        for item in items:
-            events.append(
-                event_to_row(ItemEvent(item.reference, at, actor, None, ItemState.RECEIVED, detail))
-            )
-            events.append(
-                event_to_row(
-                    ItemEvent(
-                        item.reference,
-                        at,
-                        "connector",
-                        ItemState.RECEIVED,
-                        ItemState.ACCEPTED,
-                        "validated",
-                    )
+        at, operator_id, batch_id = intake.received_at, intake.operator_id, intake.batch_id
+        accepted = lifecycle.transition(None, ItemState.ACCEPTED).value
+        received = lifecycle.transition(None, ItemState.RECEIVED).value
+        lifecycle.transition(ItemState.RECEIVED, ItemState.ACCEPTED)
+        actor, detail = f"operator:{operator_id}", f"{intake.source} batch {batch_id}"
+        items: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        jobs: list[tuple[Any, ...]] = []
+        for reference, incoming in new:
+            items.append(
+                (
+                    reference,
+                    operator_id,
+                    incoming.item_id,
+                    1,
+                    accepted,
+                    incoming.destination_country,
+                    batch_id,
+                    incoming.digest,
+                    incoming.item_xml,
+                    None,
+                    at,
+                    at,
+                    findings_to_json(incoming.findings),
                 )
             )
-        rows = [item_to_row(item) for item in sorted(items, key=lambda item: item.item_id)]
-        await _bulk_insert(session, _ITEMS, rows)
-        await _bulk_insert(session, _EVENTS, events)
-        await _bulk_insert(session, _OUTBOX, [_outbox_row(item.reference, at) for item in items])
+            events.append((reference, at, actor, None, received, detail))
+            events.append((reference, at, "connector", received, accepted, "validated"))
+            jobs.append((reference, _FORWARD, _PENDING, 0, at, at))
+        items.sort(key=itemgetter(2))
+        await _bulk_values(session, _ITEMS, _ITEM_COLUMNS, items)
+        await _bulk_values(session, _EVENTS, _EVENT_COLUMNS, events)
+        await _bulk_values(session, _OUTBOX, _JOB_COLUMNS, jobs)
 
     async def _save_cursor(self, session: AsyncSession, intake: Intake) -> None:
         """Move the operator's pull cursor (and forget the last pull error)."""
@@ -731,55 +761,68 @@ class SqlItemStore:
                 if not ids:
                     return ()
                 await self._lease_jobs(session, ids, owner, lease_s, now)
+                # Only what building a declaration needs; no item record is made.
                 query = (
                     sa.select(
-                        _OUTBOX.c.id.label("outbox_id"),
+                        _OUTBOX.c.id,
                         _OUTBOX.c.attempts,
-                        _OUTBOX.c.next_attempt_at,
-                        _ITEMS,
+                        _ITEMS.c.id,
+                        _ITEMS.c.reference,
+                        _ITEMS.c.operator_id,
+                        _ITEMS.c.item_id,
+                        _ITEMS.c.version,
+                        _ITEMS.c.state,
+                        _ITEMS.c.destination_country,
+                        _ITEMS.c.item_xml,
+                        _ITEMS.c.findings,
                     )
                     .join(_ITEMS, _ITEMS.c.reference == _OUTBOX.c.reference)
-                    .where(_OUTBOX.c.id.in_(ids))
+                    .where(_OUTBOX.c.id.in_(sa.bindparam("ids", expanding=True)))
                     .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
                     .with_for_update(of=_ITEMS)  # PostgreSQL; SQLite holds the write lock
                 )
-                rows = (await session.execute(query)).mappings().all()
+                rows = (await session.execute(query, {"ids": list(ids)})).all()
                 claims: list[ForwardClaim] = []
-                events: list[dict[str, Any]] = []
-                for row in rows:
-                    item = item_from_row(row)
-                    detail = f"attempt {row['attempts'] + 1} by {owner}"
-                    if ids[row["outbox_id"]]:
+                events: list[tuple[Any, ...]] = []
+                allowed: set[str] = set()
+                forwarding = ItemState.FORWARDING.value
+                for (
+                    outbox_id,
+                    attempts,
+                    _,
+                    reference,
+                    operator_id,
+                    item_id,
+                    version,
+                    state,
+                    destination_country,
+                    item_xml,
+                    findings,
+                ) in rows:
+                    if state not in allowed:  # each state checked once, as event_to_row does
+                        lifecycle.transition(ItemState(state), ItemState.FORWARDING)
+                        allowed.add(state)
+                    detail = f"attempt {attempts + 1} by {owner}"
+                    if ids[outbox_id]:
                         detail += " (lease expired)"
-                    events.append(
-                        event_to_row(
-                            ItemEvent(
-                                item.reference,
-                                now,
-                                "connector",
-                                item.state,
-                                ItemState.FORWARDING,
-                                detail,
-                            )
-                        )
-                    )
+                    events.append((reference, now, "connector", state, forwarding, detail))
                     claims.append(
                         ForwardClaim(
-                            outbox_id=row["outbox_id"],
-                            reference=item.reference,
-                            operator_id=item.operator_id,
-                            item_id=item.item_id,
-                            version=item.version,
-                            destination_country=item.destination_country,
-                            item_xml=item.item_xml,
-                            attempts=row["attempts"],
-                            findings=tuple(f for f in item.findings if not f.is_error),
+                            outbox_id=outbox_id,
+                            reference=reference,
+                            operator_id=operator_id,
+                            item_id=item_id,
+                            version=version,
+                            destination_country=destination_country,
+                            item_xml=bytes(item_xml),
+                            attempts=attempts,
+                            findings=_warnings(findings, item_id),
                         )
                     )
-                await self._set_state(
-                    session, [claim.reference for claim in claims], ItemState.FORWARDING, now
+                await self._set_state_by_id(
+                    session, [row[2] for row in rows], ItemState.FORWARDING, now
                 )
-                await _bulk_insert(session, _EVENTS, events)
+                await _bulk_values(session, _EVENTS, _EVENT_COLUMNS, events)
                 return tuple(claims)
 
     async def _due_jobs(
@@ -821,6 +864,18 @@ class SqlItemStore:
                 .values(state=state.value, updated_at=at)
             )
 
+    async def _set_state_by_id(
+        self, session: AsyncSession, ids: Sequence[int], state: ItemState, at: datetime
+    ) -> None:
+        """Move the items with these row ids to ``state`` (no event: the caller writes it)."""
+        statement = (
+            sa.update(_ITEMS)
+            .where(_ITEMS.c.id.in_(sa.bindparam("ids", expanding=True)))
+            .values(state=state.value, updated_at=at)
+        )
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            await session.execute(statement, {"ids": list(ids[start : start + _LOOKUP_CHUNK])})
+
     async def _take_owned(
         self,
         session: AsyncSession,
@@ -838,16 +893,19 @@ class SqlItemStore:
         self, session: AsyncSession, ids: Sequence[int], owner: str, values: dict[str, Any]
     ) -> list[tuple[int, str, int]]:
         taken: list[tuple[int, str, int]] = []
+        statement = (
+            sa.update(_OUTBOX)
+            .where(
+                _OUTBOX.c.id.in_(sa.bindparam("ids", expanding=True)),
+                _OUTBOX.c.owner == owner,
+                _OUTBOX.c.status == _CLAIMED,
+            )
+            .values(values)
+            .returning(_OUTBOX.c.id, _OUTBOX.c.reference, _OUTBOX.c.attempts)
+        )
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             rows = await session.execute(
-                sa.update(_OUTBOX)
-                .where(
-                    _OUTBOX.c.id.in_(ids[start : start + _LOOKUP_CHUNK]),
-                    _OUTBOX.c.owner == owner,
-                    _OUTBOX.c.status == _CLAIMED,
-                )
-                .values(values)
-                .returning(_OUTBOX.c.id, _OUTBOX.c.reference, _OUTBOX.c.attempts)
+                statement, {"ids": list(ids[start : start + _LOOKUP_CHUNK])}
             )
             taken.extend((row.id, row.reference, row.attempts) for row in rows)
         return taken
@@ -863,23 +921,25 @@ class SqlItemStore:
     ) -> None:
         # Only items still in ``from_state``: a Customs decision may have come for an item
         # before its send was recorded (lifecycle: FORWARDING | DEAD -> DECIDED).
+        lifecycle.transition(from_state, to_state)  # every event below is this transition
         moved: list[str] = []
+        statement = (
+            sa.update(_ITEMS)
+            .where(
+                _ITEMS.c.reference.in_(sa.bindparam("references", expanding=True)),
+                _ITEMS.c.state == from_state.value,
+            )
+            .values(state=to_state.value, updated_at=at)
+            .returning(_ITEMS.c.reference)
+        )
         for start in range(0, len(references), _LOOKUP_CHUNK):
             rows = await session.execute(
-                sa.update(_ITEMS)
-                .where(
-                    _ITEMS.c.reference.in_(references[start : start + _LOOKUP_CHUNK]),
-                    _ITEMS.c.state == from_state.value,
-                )
-                .values(state=to_state.value, updated_at=at)
-                .returning(_ITEMS.c.reference)
+                statement, {"references": list(references[start : start + _LOOKUP_CHUNK])}
             )
             moved.extend(rows.scalars())
-        events = [
-            event_to_row(ItemEvent(reference, at, "connector", from_state, to_state, detail))
-            for reference in moved
-        ]
-        await _bulk_insert(session, _EVENTS, events)
+        old, new = from_state.value, to_state.value
+        events = [(reference, at, "connector", old, new, detail) for reference in moved]
+        await _bulk_values(session, _EVENTS, _EVENT_COLUMNS, events)
 
     async def record_forwarded(
         self,
