@@ -38,6 +38,7 @@ from bench.harness import (
     CustomsPeer,
     Operator,
     ServiceProcess,
+    database_cpu_s,
     free_port,
     write_config,
 )
@@ -64,6 +65,9 @@ class Run:
     service_cpu_s: float | None = None
     customs_cpu_s: float | None = None
     bench_cpu_s: float | None = None
+    """CPU time of this process (the operator) during the run."""
+    database_cpu_s: float | None = None
+    """CPU time of the PostgreSQL backends of the run's database (None on SQLite)."""
     latencies_s: list[float] = field(default_factory=list)
     customs: dict[str, object] = field(default_factory=dict)
 
@@ -142,6 +146,12 @@ async def _drive(
         bench_cpu = time.process_time() - cpu_before
         for service in services:
             service.sample()
+        database = make_url(database_url)
+        database_cpu = (
+            database_cpu_s(database.database or "")
+            if database.drivername.startswith("postgresql")
+            else None
+        )
         stats = await customs.stop()
         assert operator.first_push is not None
         assert operator.last_final is not None
@@ -162,6 +172,7 @@ async def _drive(
         service_cpu_s=sum(cpu) if cpu else None,
         customs_cpu_s=customs.cpu_s,
         bench_cpu_s=bench_cpu,
+        database_cpu_s=database_cpu,
         latencies_s=latencies,
         customs=stats,
     )

@@ -117,6 +117,20 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def database_cpu_s(database: str) -> float | None:
+    """CPU time of the PostgreSQL backends serving ``database`` (on this host), None when
+    ``/proc`` cannot tell. A backend's process title names its database."""
+    total, found = 0.0, False
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if title.startswith("postgres:") and f" {database} " in title:
+                used = cpu_seconds(int(entry.name))
+                if used is not None:
+                    total, found = total + used, True
+    return total if found else None
+
+
 def _used(start: float | None, end: float | None) -> float | None:
     return end - start if start is not None and end is not None else None
 

@@ -34,7 +34,7 @@ class Sizes:
     """How much each figure pushes."""
 
     batches: int
-    """1,000-item batches of the bound and of the SQLite and PostgreSQL runs (x)."""
+    """Batches (of ``batch_items``) of the bound and of the SQLite and PostgreSQL runs (x)."""
     growth: int
     """Batches of the 10x run (10 * ``batches``)."""
     backlog: int
@@ -48,7 +48,7 @@ class Sizes:
 
 def sizes(quick: bool) -> Sizes:
     if quick:
-        return Sizes(batches=1, growth=10, backlog=2, latency_s=3.0)
+        return Sizes(batches=1, growth=10, backlog=2, latency_s=2.0, batch_items=500)
     return Sizes(batches=10, growth=100, backlog=100, latency_s=30.0)
 
 
@@ -102,7 +102,13 @@ async def _measure(
 ) -> tuple[dict[str, e2e.Run], e2e.Backlog]:
     runs: dict[str, e2e.Run] = {}
     x = data[: plan.batches]
+
+    def done(name: str) -> None:
+        print(f"  {name}: done at {time.monotonic() - started:.0f} s", flush=True)
+
+    started = time.monotonic()
     runs["sqlite"] = await e2e.throughput(credentials, x, name="e2e SQLite, 1 process")
+    done("(b) SQLite")
     if server_url is not None:
         for replicas in (1, 2):
             runs[f"pg{replicas}"] = await e2e.throughput(
@@ -112,13 +118,17 @@ async def _measure(
                 server_url=server_url,
                 replicas=replicas,
             )
+            done(f"(c) PostgreSQL, {replicas} replica(s)")
     runs["latency"] = await e2e.latency(
         credentials, paced, plan.paced_interval_s, name="steady 1,000 items/s, SQLite"
     )
+    done("(d) latency")
     backlog = await e2e.backlog(credentials, data[: plan.backlog])
+    done("(e) backlog")
     runs["sqlite_10x"] = await e2e.throughput(
         credentials, data[: plan.growth], name="e2e SQLite, 10x the items"
     )
+    done("(f) 10x")
     return runs, backlog
 
 
@@ -133,6 +143,7 @@ def run(quick: bool) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="ead-bench-") as name:
         credentials = Credentials.create(Path(name))
         bound_items, bound_s = bound.run(data[: plan.batches], credentials.ring)
+        print(f"  (a) bound: done in {bound_s:.1f} s", flush=True)
         runs, backlog = asyncio.run(_measure(credentials, plan, data, paced, server_url))
     skipped = (
         None
@@ -164,25 +175,26 @@ def _report(
     growth = grown.seconds / sqlite.seconds
     print()
     print(
-        f"{'run':<36} {'items':>8} {'seconds':>8} {'items/s':>9} {'svc ms/item':>12} "
-        f"{'customs ms/item':>16} {'peak RSS MB':>12}"
+        f"{'run':<36} {'items':>8} {'seconds':>8} {'items/s':>9} "
+        f"{'CPU ms/item: service':>21} {'Customs':>8} {'database':>9} {'operator':>9} "
+        f"{'peak RSS MB':>12}"
     )
     for one in runs.values():
-        service_ms = _per_item_ms(one.service_cpu_s, one.items)
-        customs_ms = _per_item_ms(one.customs_cpu_s, one.items)
+        cpu = [
+            _ms(_per_item_ms(used, one.items))
+            for used in (one.service_cpu_s, one.customs_cpu_s, one.database_cpu_s, one.bench_cpu_s)
+        ]
         print(
             f"{one.name:<36} {one.items:>8,} {one.seconds:>8.1f} {one.items_per_s:>9,.0f} "
-            f"{_ms(service_ms):>12} {_ms(customs_ms):>16} "
-            f"{_fmt(one.peak_rss_mb):>12}"
+            f"{cpu[0]:>21} {cpu[1]:>8} {cpu[2]:>9} {cpu[3]:>9} {_fmt(one.peak_rss_mb):>12}"
         )
     print(
         f"{'backlog: intake (forwarding off)':<36} {backlog.items:>8,} {backlog.intake_s:>8.1f} "
-        f"{backlog.items / backlog.intake_s:>9,.0f} {'':>12} {'':>16} "
-        f"{_fmt(backlog.intake_rss_mb):>12}"
+        f"{backlog.items / backlog.intake_s:>9,.0f} {'':>50} {_fmt(backlog.intake_rss_mb):>12}"
     )
     print(
         f"{'backlog: drain to the final notice':<36} {backlog.items:>8,} {backlog.drain_s:>8.1f} "
-        f"{backlog.drain_items_per_s:>9,.0f} {'':>12} {'':>16} {_fmt(backlog.drain_rss_mb):>12}"
+        f"{backlog.drain_items_per_s:>9,.0f} {'':>50} {_fmt(backlog.drain_rss_mb):>12}"
     )
     if skipped:
         print(skipped)
