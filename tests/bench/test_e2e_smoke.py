@@ -10,11 +10,12 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
 
-from bench import e2e
+from bench import e2e, targets
 from bench.harness import OPERATOR, Batch, Credentials, Operator, env_database_url, item_ids_of
 from connector.sample import generate_batch
 
@@ -51,6 +52,7 @@ def _assert_all_released(run: e2e.Run, expected: int) -> None:
     assert run.seconds > 0
 
 
+@pytest.mark.slow
 async def test_sqlite_run_gives_every_accepted_item_its_final_notice(
     credentials: Credentials,
 ) -> None:
@@ -62,11 +64,13 @@ async def test_sqlite_run_gives_every_accepted_item_its_final_notice(
     assert run.service_cpu_s is not None
 
 
+@pytest.mark.slow
 async def test_paced_pushes_give_every_item_its_final_notice(credentials: Credentials) -> None:
     run = await e2e.latency(credentials, _batches(5, 50), 0.1, name="smoke paced")
     _assert_all_released(run, 250)
 
 
+@pytest.mark.slow
 async def test_backlog_drains_to_the_last_item(credentials: Credentials) -> None:
     backlog = await e2e.backlog(credentials, _batches(2, 300))
     assert backlog.items == 600
@@ -81,6 +85,7 @@ def test_harness_reads_item_ids_in_order() -> None:
     assert all(f"<ItemId>{item_id}</ItemId>".encode() in xml for item_id in ids)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(PG_URL is None, reason="set CONNECTOR_TEST_DATABASE_URL")
 async def test_two_replicas_on_postgresql_give_every_item_its_final_notice(
     credentials: Credentials,
@@ -116,3 +121,50 @@ async def test_a_failed_push_ends_the_wait_with_its_error() -> None:
     async with Operator(["http://127.0.0.1:9"]) as operator:
         with pytest.raises(AssertionError, match="push refused: 401"):
             await operator.wait_final(asyncio.create_task(refused()))
+
+
+def _run(name: str, items: int, seconds: float, **extra: Any) -> e2e.Run:
+    return e2e.Run(name, items, seconds, final=items, latencies_s=[0.1, 0.2, 3.0], **extra)
+
+
+@pytest.mark.parametrize("with_pg", [True, False])
+def test_the_summary_has_every_key_and_null_for_a_skipped_part(
+    with_pg: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = {
+        "sqlite": _run("b", 1000, 2.0, peak_rss_mb=150.0, process_rss_mb=(150.0,)),
+        "latency": _run("d", 3, 1.0),
+        "sqlite_10x": _run("f", 10_000, 19.0),
+    }
+    if with_pg:
+        runs["pg1"] = _run("c1", 1000, 2.0)
+        runs["pg2"] = _run("c2", 1000, 1.0, replicas=2, process_rss_mb=(120.0, 130.0))
+    backlog = e2e.Backlog(2000, 1.0, 4.0, 210.0, 180.0, 210.0)
+    skipped = None if with_pg else "PostgreSQL runs skipped: no server"
+    summary = targets._report(targets.sizes(True), 1000.0, runs, backlog, skipped)
+    keys = {
+        "bound_items_per_s",
+        "e2e_sqlite_items_per_s",
+        "ratio_sqlite",
+        "e2e_pg1_items_per_s",
+        "e2e_pg2_items_per_s",
+        "scale_pg2_over_pg1",
+        "p50_ms",
+        "p99_ms",
+        "peak_rss_mb",
+        "growth_10x",
+    }
+    assert keys <= summary.keys()
+    assert summary["ratio_sqlite"] == 0.5
+    assert summary["growth_10x"] == 9.5
+    assert summary["peak_rss_mb"] == 210.0
+    assert summary["p50_ms"] == 200.0
+    assert summary["p99_ms"] == 3000.0
+    if with_pg:
+        assert summary["scale_pg2_over_pg1"] == 2.0
+        assert summary["peak_rss_mb_any_run"] == 150.0
+    else:
+        assert summary["e2e_pg1_items_per_s"] is None
+        assert summary["e2e_pg2_items_per_s"] is None
+        assert summary["scale_pg2_over_pg1"] is None
+        assert "no server" in capsys.readouterr().out
