@@ -25,7 +25,7 @@ destination_mismatch       the transport destination is not the addressee's coun
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from functools import cache
 
@@ -51,11 +51,9 @@ RULE_CODES: tuple[str, ...] = (
     "destination_mismatch",
 )
 
-_ErrorFactory = Callable[[etree._Element, str, str], ItemError]
-"""Makes the error of one item from the offending node, a code and a message."""
-
 HS_CHAPTERS = frozenset(f"{chapter:02d}" for chapter in range(1, 98) if chapter != 77)
 _IOSS_FORM = re.compile(r"IM([0-9]{3})[0-9]{7}")
+_ZERO = Decimal(0)
 
 
 @cache
@@ -95,13 +93,30 @@ def _text(node: etree._Element) -> str:
     return (node.text or "").strip()
 
 
-def _is_in(node: etree._Element, codes: frozenset[str]) -> bool:
-    """Whether the node's text, white space collapsed as by the schema, is one of ``codes``."""
-    return node.text in codes or _text(node) in codes
+def _known(text: str | None, codes: frozenset[str]) -> bool:
+    """Whether ``text``, white space collapsed as by the schema, is one of ``codes``."""
+    return text in codes or (text is not None and text.strip() in codes)
 
 
 class _Checker:
-    """Judges the items of one message (the namespace decides the tags)."""
+    """Judges the items of one message (the namespace decides the tags).
+
+    A good item costs one read of each value it is judged on, in one loop that binds the
+    tags and code sets once per batch: no generator, closure or path is made for it. Only a
+    fault builds its :class:`ItemError` (and the element's path).
+    """
+
+    __slots__ = (
+        "comments",
+        "countries",
+        "currencies",
+        "destination",
+        "hs_code",
+        "importer",
+        "ioss",
+        "numeric",
+        "office",
+    )
 
     def __init__(self, namespace: str) -> None:
         def tag(name: str) -> str:
@@ -117,150 +132,233 @@ class _Checker:
         self.hs_code = tag("HsCode")
         self.destination = tag("DestinationCountry")
 
-    def item(self, index: int, item: etree._Element) -> Iterator[ItemError]:
-        """Faults of one schema-valid item."""
-        # Item: ItemId, Category, PostingDate, OfficeOfOrigin?, Sender, Addressee,
-        # GrossWeight, TotalValue, Currency, Postage?, InsuredValue?, Importer?, Contents,
-        # Transport, Comments?
-        at = 4 if item[3].tag == self.office else 3
-        end = -2 if item[-1].tag == self.comments else -1
-        id_node = item[0]
-        item_id = (id_node.text or "").strip()
+    def check(self, items: Sequence[etree._Element], skip: frozenset[int]) -> list[ItemError]:
+        """Faults of the schema-valid ``items`` whose index is not in ``skip``, in item order."""
+        out: list[ItemError] = []
+        seen: dict[str, int] = {}
+        countries, currencies = self.countries, self.currencies
+        office, comments, destination_tag = self.office, self.comments, self.destination
+        hs_tag, importer_tag = self.hs_code, self.importer
+        for index, item in enumerate(items):
+            if index in skip:
+                continue
+            # Item: ItemId, Category, PostingDate, OfficeOfOrigin?, Sender, Addressee,
+            # GrossWeight, TotalValue, Currency, Postage?, InsuredValue?, Importer?, Contents,
+            # Transport, Comments?
+            id_node = item[0]
+            item_id = (id_node.text or "").strip()
+            at = 4 if item[3].tag == office else 3
+            end = -2 if item[-1].tag == comments else -1
 
-        def error(node: etree._Element, code: str, message: str) -> ItemError:
-            return ItemError(index, item_id, element_path(node), code, message)
-
-        expected = check_digit(item_id[2:10])
-        if expected != int(item_id[10]):
-            yield error(
-                id_node,
-                "s10_check_digit",
-                f"check digit of item id {item_id!r} should be {expected}, not {item_id[10]}",
-            )
-        if item_id[11:] not in self.countries:
-            yield error(
-                id_node,
-                "country_unknown",
-                f"the issuer country {item_id[11:]!r} of item id {item_id!r} "
-                "is not an ISO 3166-1 alpha-2 country",
-            )
-
-        sender_country = item[at][1][-1]  # Party/Address/Country
-        addressee_country = item[at + 1][1][-1]
-        transport = item[end]
-        departure_country = transport[0]
-        # Transport: DepartureCountry, DepartureAirport?, DepartureTime?, DestinationCountry, ...
-        destination_country = transport[1]
-        while destination_country.tag != self.destination:
-            destination_country = destination_country.getnext()  # type: ignore[assignment]
-        countries = self.countries
-        for node in (sender_country, addressee_country, departure_country, destination_country):
-            if not _is_in(node, countries):
-                yield self._unknown_country(error, node)
-        if destination_country.text != addressee_country.text and _text(
-            destination_country
-        ) != _text(addressee_country):
-            yield error(
-                destination_country,
-                "destination_mismatch",
-                f"transport destination {_text(destination_country)!r} is not the "
-                f"addressee's country {_text(addressee_country)!r}",
-            )
-
-        currency_node = item[at + 4]
-        currency = _text(currency_node)
-        currencies = self.currencies
-        if currency not in currencies:
-            yield self._unknown_currency(error, currency_node)
-
-        needs_hs = item[1].text != "DOCUMENTS" and _text(item[1]) != "DOCUMENTS"
-        total_value = Decimal(0)
-        net_weight = Decimal(0)
-        for line in item[end - 1]:
-            # Line: Description, Quantity, NetWeight, Value, Currency, HsCode?, OriginCountry
-            # Decimal() ignores surrounding white space, as the schema does.
-            net_weight += Decimal(line[2].text)  # type: ignore[arg-type]
-            total_value += Decimal(line[3].text)  # type: ignore[arg-type]
-            line_currency = line[4].text
-            if line_currency == currency:
-                pass
-            elif (line_currency := _text(line[4])) not in currencies:
-                yield self._unknown_currency(error, line[4])
-            elif line_currency != currency:
-                yield error(
-                    line[4],
-                    "currency_mismatch",
-                    f"line currency {line_currency!r} differs from the item currency "
-                    f"{currency!r}; declare all lines in the item's currency",
-                )
-            hs_node = line[5] if line[5].tag == self.hs_code else None
-            if hs_node is None:
-                if needs_hs:
-                    yield error(
-                        line,
-                        "hs_code_missing",
-                        "content line has no HS code; an HS code of 6 to 10 digits is "
-                        "required for every category except DOCUMENTS",
+            expected = check_digit(item_id[2:10])
+            if expected != int(item_id[10]):
+                out.append(
+                    _fault(
+                        index,
+                        item_id,
+                        id_node,
+                        "s10_check_digit",
+                        f"check digit of item id {item_id!r} should be {expected}, "
+                        f"not {item_id[10]}",
                     )
-            elif (hs_node.text or "")[:2] not in HS_CHAPTERS and _text(hs_node)[
-                :2
-            ] not in HS_CHAPTERS:
-                yield error(
-                    hs_node,
-                    "hs_chapter_unknown",
-                    f"HS code {_text(hs_node)!r} has chapter {_text(hs_node)[:2]!r}; "
-                    "HS chapters are 01 to 97 (77 is reserved)",
                 )
-            if not _is_in(line[-1], countries):
-                yield self._unknown_country(error, line[-1])
+            if item_id[11:] not in countries:
+                out.append(
+                    _fault(
+                        index,
+                        item_id,
+                        id_node,
+                        "country_unknown",
+                        f"the issuer country {item_id[11:]!r} of item id {item_id!r} "
+                        "is not an ISO 3166-1 alpha-2 country",
+                    )
+                )
 
-        total_node = item[at + 3]
-        if Decimal(total_node.text) != total_value:  # type: ignore[arg-type]
-            yield error(
-                total_node,
-                "value_total_mismatch",
-                f"total value {_text(total_node)} is not the sum of the content line "
-                f"values ({total_value})",
-            )
-        gross_node = item[at + 2]
-        if net_weight > Decimal(gross_node.text):  # type: ignore[arg-type]
-            yield error(
-                gross_node,
-                "weight_exceeds_gross",
-                f"content net weights add up to {net_weight} kg, more than the gross "
-                f"weight {_text(gross_node)} kg",
-            )
+            sender_country = item[at][1][-1]  # Party/Address/Country
+            addressee_country = item[at + 1][1][-1]
+            transport = item[end]
+            departure_country = transport[0]
+            # Transport: DepartureCountry, DepartureAirport?, DepartureTime?,
+            # DestinationCountry, ...
+            destination_country = transport[1]
+            while destination_country.tag != destination_tag:
+                destination_country = destination_country.getnext()  # type: ignore[assignment]
+            addressee = addressee_country.text
+            destination = destination_country.text
+            if not (
+                sender_country.text in countries
+                and addressee in countries
+                and departure_country.text in countries
+                and destination in countries
+            ):
+                for node in (sender_country, addressee_country, departure_country):
+                    if not _known(node.text, countries):
+                        out.append(_unknown_country(index, item_id, node))
+                if not _known(destination, countries):
+                    out.append(_unknown_country(index, item_id, destination_country))
+            if destination != addressee and _text(destination_country) != _text(addressee_country):
+                out.append(
+                    _fault(
+                        index,
+                        item_id,
+                        destination_country,
+                        "destination_mismatch",
+                        f"transport destination {_text(destination_country)!r} is not the "
+                        f"addressee's country {_text(addressee_country)!r}",
+                    )
+                )
 
-        importer = item[end - 2]
-        # Importer: IossNumber?, Eori?
-        ioss_node = importer[0] if importer.tag == self.importer else None
-        if ioss_node is not None and ioss_node.tag != self.ioss:
-            ioss_node = None
-        if ioss_node is not None:
-            form = _IOSS_FORM.fullmatch(_text(ioss_node))
-            if form is None or form.group(1) not in self.numeric:
-                yield error(
-                    ioss_node,
+            currency_node = item[at + 4]
+            currency = (currency_node.text or "").strip()
+            if currency not in currencies:
+                out.append(_unknown_currency(index, item_id, currency_node))
+
+            category = item[1]
+            needs_hs = category.text != "DOCUMENTS" and _text(category) != "DOCUMENTS"
+            total_value = net_weight = _ZERO
+            # Contents: 1 to 99 Line; stepping from one to the next costs less than an iterator.
+            line: etree._Element | None = item[end - 1][0]
+            while line is not None:
+                # Line: Description, Quantity, NetWeight, Value, Currency, HsCode?,
+                # OriginCountry. Decimal() ignores surrounding white space, as the schema does.
+                net_weight += Decimal(line[2].text)  # type: ignore[arg-type]
+                total_value += Decimal(line[3].text)  # type: ignore[arg-type]
+                currency_line = line[4]
+                if currency_line.text != currency:
+                    line_currency = _text(currency_line)
+                    if line_currency not in currencies:
+                        out.append(_unknown_currency(index, item_id, currency_line))
+                    elif line_currency != currency:
+                        out.append(
+                            _fault(
+                                index,
+                                item_id,
+                                currency_line,
+                                "currency_mismatch",
+                                f"line currency {line_currency!r} differs from the item "
+                                f"currency {currency!r}; declare all lines in the item's "
+                                "currency",
+                            )
+                        )
+                hs_node = line[5]
+                if hs_node.tag != hs_tag:
+                    if needs_hs:
+                        out.append(
+                            _fault(
+                                index,
+                                item_id,
+                                line,
+                                "hs_code_missing",
+                                "content line has no HS code; an HS code of 6 to 10 digits "
+                                "is required for every category except DOCUMENTS",
+                            )
+                        )
+                elif (hs_node.text or "")[:2] not in HS_CHAPTERS and _text(hs_node)[
+                    :2
+                ] not in HS_CHAPTERS:
+                    out.append(
+                        _fault(
+                            index,
+                            item_id,
+                            hs_node,
+                            "hs_chapter_unknown",
+                            f"HS code {_text(hs_node)!r} has chapter {_text(hs_node)[:2]!r}; "
+                            "HS chapters are 01 to 97 (77 is reserved)",
+                        )
+                    )
+                origin = line[-1]
+                if origin.text not in countries and not _known(origin.text, countries):
+                    out.append(_unknown_country(index, item_id, origin))
+                line = line.getnext()
+
+            total_node = item[at + 3]
+            if Decimal(total_node.text) != total_value:  # type: ignore[arg-type]
+                out.append(
+                    _fault(
+                        index,
+                        item_id,
+                        total_node,
+                        "value_total_mismatch",
+                        f"total value {_text(total_node)} is not the sum of the content line "
+                        f"values ({total_value})",
+                    )
+                )
+            gross_node = item[at + 2]
+            if net_weight > Decimal(gross_node.text):  # type: ignore[arg-type]
+                out.append(
+                    _fault(
+                        index,
+                        item_id,
+                        gross_node,
+                        "weight_exceeds_gross",
+                        f"content net weights add up to {net_weight} kg, more than the gross "
+                        f"weight {_text(gross_node)} kg",
+                    )
+                )
+
+            importer = item[end - 2]
+            # Importer: IossNumber?, Eori?
+            if importer.tag == importer_tag and len(importer):
+                self._ioss(index, item_id, importer[0], out)
+
+            first = seen.setdefault(item_id, index)
+            if first != index:
+                out.append(
+                    _fault(
+                        index,
+                        item_id,
+                        id_node,
+                        "duplicate_item_id",
+                        f"item id {item_id!r} already occurs at position {first} of this batch",
+                    )
+                )
+        return out
+
+    def _ioss(self, index: int, item_id: str, node: etree._Element, out: list[ItemError]) -> None:
+        """The IOSS rule, when ``node`` (an Importer's first child) is an IossNumber."""
+        if node.tag != self.ioss:
+            return
+        form = _IOSS_FORM.fullmatch(_text(node))
+        if form is None or form.group(1) not in self.numeric:
+            out.append(
+                _fault(
+                    index,
+                    item_id,
+                    node,
                     "ioss_invalid",
-                    f"IOSS number {_text(ioss_node)!r} must be IM, a 3-digit ISO 3166-1 "
-                    "numeric country code and 7 digits (e.g. IM2500000001)",
+                    f"IOSS number {_text(node)!r} must be IM, a 3-digit ISO 3166-1 numeric "
+                    "country code and 7 digits (e.g. IM2500000001)",
                 )
+            )
 
-    @staticmethod
-    def _unknown_country(error: _ErrorFactory, node: etree._Element) -> ItemError:
-        return error(
-            node,
-            "country_unknown",
-            f"country code {_text(node)!r} is not an ISO 3166-1 alpha-2 country",
-        )
 
-    @staticmethod
-    def _unknown_currency(error: _ErrorFactory, node: etree._Element) -> ItemError:
-        return error(
-            node,
-            "currency_unknown",
-            f"currency code {_text(node)!r} is not an ISO 4217 currency",
-        )
+def _fault(index: int, item_id: str, node: etree._Element, code: str, message: str) -> ItemError:
+    return ItemError(index, item_id, element_path(node), code, message)
+
+
+def _unknown_country(index: int, item_id: str, node: etree._Element) -> ItemError:
+    return _fault(
+        index,
+        item_id,
+        node,
+        "country_unknown",
+        f"country code {_text(node)!r} is not an ISO 3166-1 alpha-2 country",
+    )
+
+
+def _unknown_currency(index: int, item_id: str, node: etree._Element) -> ItemError:
+    return _fault(
+        index,
+        item_id,
+        node,
+        "currency_unknown",
+        f"currency code {_text(node)!r} is not an ISO 4217 currency",
+    )
+
+
+@cache
+def _checker(namespace: str) -> _Checker:
+    return _Checker(namespace)
 
 
 def check_items(
@@ -271,19 +369,4 @@ def check_items(
     Items whose index is in ``skip`` (already rejected by the schema) are not judged, and
     do not count as earlier occurrences of an id.
     """
-    checker = _Checker(etree.QName(container).namespace or "")
-    seen: dict[str, int] = {}
-    for index, item in enumerate(items):
-        if index in skip:
-            continue
-        yield from checker.item(index, item)
-        id_node = item[0]
-        first = seen.setdefault(_text(id_node), index)
-        if first != index:
-            yield ItemError(
-                index,
-                _text(id_node),
-                element_path(id_node),
-                "duplicate_item_id",
-                f"item id {_text(id_node)!r} already occurs at position {first} of this batch",
-            )
+    yield from _checker(etree.QName(container).namespace or "").check(items, skip)
