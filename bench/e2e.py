@@ -122,6 +122,30 @@ async def _world(
         await customs.stop()
 
 
+async def _diagnosis(
+    database_url: str, services: Sequence[ServiceProcess], customs: CustomsPeer
+) -> str:
+    """Where a stuck run's items are: their states, the outbox, Customs' counts, the logs."""
+    lines = []
+    probe = create_async_engine(database_url)
+    try:
+        async with probe.connect() as connection:
+            for query in (
+                "SELECT state, count(*) FROM items GROUP BY state",
+                "SELECT kind, status, count(*) FROM outbox GROUP BY kind, status",
+            ):
+                rows = (await connection.execute(sa.text(query))).all()
+                lines.append(f"{query}: {[tuple(row) for row in rows]}")
+    except sa.exc.SQLAlchemyError as error:
+        lines.append(f"the database could not be read: {error}")
+    finally:
+        await probe.dispose()
+    lines.append(f"Customs: {await customs.stop()}")
+    for service in services:
+        lines.append(f"{service.log}:\n{service.tail()}")
+    return "\n".join(lines)
+
+
 async def _drive(
     name: str,
     credentials: Credentials,
@@ -140,6 +164,10 @@ async def _drive(
         pushing = asyncio.create_task(push(operator))
         try:
             await operator.wait_final(pushing)
+        except AssertionError as error:
+            raise AssertionError(
+                f"{name}: {error}\n{await _diagnosis(database_url, services, customs)}"
+            ) from error
         finally:
             done.set()
             await feed

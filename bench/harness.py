@@ -295,7 +295,7 @@ class ServiceProcess:
         deadline = time.monotonic() + 90  # a hang guard, not a speed assertion
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
-                raise AssertionError(f"the service exited; see {self.log}:\n{self._tail()}")
+                raise AssertionError(f"the service exited; see {self.log}:\n{self.tail()}")
             with contextlib.suppress(aiohttp.ClientError):
                 async with http.get(f"{self.base}/healthz") as response:
                     if response.status == 200:
@@ -328,7 +328,8 @@ class ServiceProcess:
                 process.kill()
         process.wait(timeout=30)
 
-    def _tail(self) -> str:
+    def tail(self) -> str:
+        """The end of the service's log."""
         with contextlib.suppress(OSError):
             return self.log.read_text(errors="replace")[-3000:]
         return ""
