@@ -51,7 +51,14 @@ from connector.errors import (
     XmlUnsafe,
 )
 
-__all__ = ["DEFAULT_LIMITS", "LIBXML2_MAX_DEPTH", "ParseLimits", "check_size", "parse_xml"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "LIBXML2_MAX_DEPTH",
+    "ParseLimits",
+    "check_depth",
+    "check_size",
+    "parse_xml",
+]
 
 LIBXML2_MAX_DEPTH: Final = 256
 """libxml2's own nesting limit without ``huge_tree``; ``max_depth`` cannot go beyond it."""
@@ -102,6 +109,7 @@ _PROLOG_MISC: Final = re.compile(rb"(?:[ \t\r\n]++|<!--.*?-->|<\?.*?\?>)*+", re.
 _DOCTYPE: Final = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 # An entity reference node needs a reference to a non-predefined entity in the bytes.
 _ENTITY_REFERENCE: Final = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);|#)")
+_AMPERSAND_HOPS: Final = 256
 
 # libxml2 error codes (xmlParserErrors), as lxml reports them in XMLSyntaxError.code.
 _ERR_UNKNOWN_ENCODING: Final = 31
@@ -161,8 +169,15 @@ def check_size(size: int, limits: ParseLimits = DEFAULT_LIMITS) -> None:
         )
 
 
-def parse_xml(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> etree._Element:
+def parse_xml(
+    data: bytes, limits: ParseLimits = DEFAULT_LIMITS, *, depth: bool = True
+) -> etree._Element:
     """Parse untrusted XML under the policy above and return the root element.
+
+    ``depth=False`` leaves step 6 to the caller, who must call :func:`check_depth` before any
+    Python code walks the tree. It is for a caller that first validates against a schema
+    bounding the depth within the limit: that C-speed pass makes the probe, the one walk over
+    every element, needless for a valid document. libxml2's own 256 levels still hold.
 
     Raises:
         InvalidMessage: one of its ``Xml*`` subclasses, whenever the document is not accepted.
@@ -174,7 +189,7 @@ def parse_xml(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> etree._Eleme
     start = _check_encoding(data)
     _reject_doctype_in_prolog(data, start)
     root = _parse(data, limits)
-    _check_tree(root, data, start, limits)
+    _check_tree(root, data, start, limits if depth else None)
     return root
 
 
@@ -276,9 +291,9 @@ def _translate(exc: etree.XMLSyntaxError, limits: ParseLimits) -> InvalidMessage
     )
 
 
-def _check_tree(root: etree._Element, data: bytes, start: int, limits: ParseLimits) -> None:
+def _check_tree(root: etree._Element, data: bytes, start: int, limits: ParseLimits | None) -> None:
     """Re-check the parsed tree: no DTD, entity reference node or processing instruction,
-    and depth within the limit."""
+    and (given ``limits``) depth within the limit."""
     docinfo = root.getroottree().docinfo
     if (
         docinfo.internalDTD is not None
@@ -287,16 +302,15 @@ def _check_tree(root: etree._Element, data: bytes, start: int, limits: ParseLimi
     ):
         raise XmlDoctypeForbidden()
     # The byte search is a sound pre-filter that keeps a full tree walk off the hot path.
-    if (
-        b"&" in data
-        and _ENTITY_REFERENCE.search(data) is not None
-        and next(root.iter(etree.Entity), None) is not None
-    ):
+    if _may_hold_entity_reference(data) and next(root.iter(etree.Entity), None) is not None:
         raise XmlUnsafe("The message contains an entity reference; entities are not accepted.")
     # ``<?`` past the XML declaration may be a processing instruction (or text in a comment
-    # or CDATA section): only then is the tree searched.
+    # or CDATA section): only then is the tree searched. A ``?`` past the declaration is
+    # looked for first: that search runs at memchr speed, while one for ``<?`` stops at every
+    # ``<``, and most documents hold no ``?`` at all.
     declaration = data.startswith(b"<?xml", start) and data[start + 5 : start + 6] in _XML_SPACE
-    if data.find(b"<?", start + 5 if declaration else start) >= 0:
+    after = data.find(b"?>", start, start + _MAX_DECLARATION_BYTES) + 2 if declaration else start
+    if data.find(b"?", after) >= 0 and data.find(b"<?", start + 5 if declaration else start) >= 0:
         instruction = next(
             itertools.chain(
                 root.itersiblings(etree.PI, preceding=True),
@@ -312,6 +326,26 @@ def _check_tree(root: etree._Element, data: bytes, start: int, limits: ParseLimi
                 "processing instructions are not accepted.",
                 target=target,
             )
+    if limits is not None:
+        check_depth(root, limits)
+
+
+def _may_hold_entity_reference(data: bytes) -> bool:
+    """Whether ``data`` holds an ``&`` that does not start a predefined entity or a character
+    reference. The search hops from ``&`` to ``&`` at memchr speed (most documents hold few);
+    past a few hundred, one regular expression scan of the rest takes over."""
+    at = data.find(b"&")
+    for _ in range(_AMPERSAND_HOPS):
+        if at < 0:
+            return False
+        if _ENTITY_REFERENCE.match(data, at) is not None:
+            return True
+        at = data.find(b"&", at + 1)
+    return at >= 0 and _ENTITY_REFERENCE.search(data, at) is not None
+
+
+def check_depth(root: etree._Element, limits: ParseLimits = DEFAULT_LIMITS) -> None:
+    """Raise :class:`XmlTooDeep` if an element of ``root``'s document is deeper than the limit."""
     if _deeper_than(limits.max_depth)(root) is True:
         raise XmlTooDeep(
             f"The message nests elements deeper than {limits.max_depth} levels.",
