@@ -2,10 +2,12 @@
 
 Validation goes in three passes over one hardened parse:
 
-1. the envelope (root, header, item count): a fault here rejects the batch whole;
-2. the schema: lxml's XMLSchema checks the whole document at C speed; when it finds faults,
-   its error paths name the faulty items, and only those are re-checked with xmlschema for
-   precise, itemized messages;
+1. the schema: lxml's XMLSchema checks the whole document at C speed. A valid batch is at
+   most :data:`VALID_DEPTH` elements deep, so the parser's depth probe (a walk over every
+   element) runs only when the batch is invalid, before anything else reads the tree;
+2. the envelope (root, header, item count): a fault here rejects the batch whole; when the
+   schema found faults, its error paths name the faulty items, and only those are re-checked
+   with xmlschema for precise, itemized messages;
 3. the business rules (:mod:`connector.core.rules`) on the items the schema accepted.
 
 A bad item never rejects the good items beside it.
@@ -35,13 +37,17 @@ from connector.core.model import (
     Transport,
 )
 from connector.core.schemas import MessageKind, SchemaRegistry, default_registry
-from connector.core.xmlsafe import DEFAULT_LIMITS, ParseLimits, parse_xml
+from connector.core.xmlsafe import DEFAULT_LIMITS, ParseLimits, check_depth, parse_xml
 from connector.errors import EnvelopeInvalid, MessageKindUnknown
 
-__all__ = ["MAX_ITEMS", "ValidationReport", "postal_item", "validate_item_batch"]
+__all__ = ["MAX_ITEMS", "VALID_DEPTH", "ValidationReport", "postal_item", "validate_item_batch"]
 
-#: Most items one batch may carry (the XSD's bound, checked before schema validation).
+#: Most items one batch may carry (the XSD's bound; an envelope fault beyond it).
 MAX_ITEMS = 10_000
+
+#: Depth of the deepest element a schema-valid item batch can hold
+#: (ItemBatch/Items/Item/Sender/Address/Street); the XSD has no wildcard.
+VALID_DEPTH = 6
 
 _KIND = MessageKind.ITEM_BATCH
 _NS = _KIND.namespace
@@ -97,27 +103,37 @@ def validate_item_batch(
 ) -> ValidationReport:
     """Validate an item batch; raise an :class:`InvalidMessage` if it is unusable as a whole."""
     registry = registry or default_registry()
-    root = parse_xml(data, limits)
+    root = parse_xml(data, limits, depth=False)
+    schema = registry.lxml(_KIND)
+    valid = schema.validate(root)
+    if not valid or limits.max_depth < VALID_DEPTH:
+        check_depth(root, limits)
     if root.tag != _KIND.root_tag:
         kind = MessageKind.of_root(root.tag)
         raise MessageKindUnknown(f"expected an item batch, got a {kind.value} message")
     header_node, items = _envelope(root)
     item_list = list(items)
-    schema = registry.lxml(_KIND)
     errors: list[ItemError] = []
-    if not schema.validate(root):
+    if not valid:
         errors.extend(_schema_errors(root, item_list, schema, registry))
     header = _header(header_node)
     schema_rejected = frozenset(error.item_index for error in errors)
     errors.extend(rules.check_items(root, item_list, schema_rejected))
+    if not errors:
+        accepted = tuple(map(AcceptedItem, range(len(item_list)), map(_item_id, item_list)))
+        return ValidationReport(header, len(item_list), accepted, (), root)
     errors.sort(key=lambda error: error.item_index)
     rejected = {error.item_index for error in errors}
     accepted = tuple(
-        AcceptedItem(index, (item[0].text or "").strip())  # ItemId comes first (schema)
+        AcceptedItem(index, _item_id(item))
         for index, item in enumerate(item_list)
         if index not in rejected
     )
     return ValidationReport(header, len(item_list), accepted, tuple(errors), root)
+
+
+def _item_id(item: etree._Element) -> str:
+    return (item[0].text or "").strip()  # ItemId comes first (schema)
 
 
 def _envelope(root: etree._Element) -> tuple[etree._Element, etree._Element]:
