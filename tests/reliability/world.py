@@ -175,11 +175,11 @@ class World:
         self.held_back.update(dict.fromkeys(references, until))
 
     @classmethod
-    async def create(cls, directory: Path) -> World:
+    async def create(cls, directory: Path, customs_class: type[TrapCustoms] = TrapCustoms) -> World:
         pki = LoopbackPki.create(directory / "pki")
         ring = KeyRing.create(directory / "keys", PASSPHRASE.encode(), "ec", "EADC-REL", 30)
         customs_ring = KeyRing.create(directory / "customs-keys", b"x" * 8, "ec", "Customs", 30)
-        customs = TrapCustoms(
+        customs = customs_class(
             customs_ring.active,
             ring.published,
             ssl_context=pki.server_context(require_client_cert=True),
@@ -194,15 +194,18 @@ class World:
         await self.operator.stop()
         await self.customs.stop()
 
-    def write_config(self, database_url: str, port: int, *, forwarding: str = "") -> Path:
-        """The service's TOML: one operator with a webhook, one Customs destination."""
+    def write_config(
+        self, database_url: str, port: int, *, forwarding: str = "", name: str = "connector"
+    ) -> Path:
+        """The service's TOML (``name.toml``, with a client certificate ``CN=name``): one
+        operator with a webhook, one Customs destination."""
         directory = self.directory
-        client = self.pki.issue_client("connector")
+        client = self.pki.issue_client(name)
         customs_pem = directory / "customs.pem"
         customs_pem.write_bytes(self.customs.certificate.public_bytes(serialization.Encoding.PEM))
         (directory / "op.token").write_text(TOKEN)
         countries = ", ".join(f'"{country}"' for country in sorted(DESTINATION_WEIGHT))
-        config = directory / "connector.toml"
+        config = directory / f"{name}.toml"
         config.write_text(
             f'connector_id = "EADC-REL"\nadmin_token = "{ADMIN_TOKEN}"\n'
             f'key_passphrase = "{PASSPHRASE}"\n'
@@ -227,10 +230,13 @@ class World:
         assert result.returncode == 0, result.stderr
         return config
 
-    def service(self, database_url: str, **config: Any) -> Service:
+    def service(self, database_url: str, *, name: str = "connector", **config: Any) -> Service:
+        """A service on a free port; another ``name`` is another replica (its own
+        configuration, client certificate and log) sharing this world's keys."""
         port = free_port()
-        path = self.write_config(database_url, port, **config)
-        return Service(path, self.directory / "service.log", f"http://127.0.0.1:{port}")
+        path = self.write_config(database_url, port, name=name, **config)
+        log = self.directory / ("service.log" if name == "connector" else f"{name}.log")
+        return Service(path, log, f"http://127.0.0.1:{port}")
 
     # --- Customs decides ----------------------------------------------------------------------
 
