@@ -187,15 +187,16 @@ def _schema_errors(
         index = int(match.group(1) or 1) - 1
         first_message.setdefault(index, entry.message)
     id_tag = f"{{{_NS}}}ItemId"
+    find_path = rules.PathFinder()  # many faulty items: one walk over the item list
     for index, lxml_message in sorted(first_message.items()):
         item = items[index]
         item_id = (item.findtext(id_tag) or "").strip() or None
         found = False
-        for path, code, message in _xmlschema_errors(registry, ("Items", "Item"), item):
+        for path, code, message in _xmlschema_errors(registry, ("Items", "Item"), item, find_path):
             found = True
             yield ItemError(index, item_id, path, code, message)
         if not found:  # the two processors disagree: lxml's verdict stands
-            path = rules.element_path(item)
+            path = find_path(item)
             yield ItemError(index, item_id, path, "schema_invalid", lxml_message)
 
 
@@ -208,14 +209,17 @@ def _declaration(registry: SchemaRegistry, names: tuple[str, ...]) -> Any:
 
 
 def _xmlschema_errors(
-    registry: SchemaRegistry, names: tuple[str, ...], element: etree._Element
+    registry: SchemaRegistry,
+    names: tuple[str, ...],
+    element: etree._Element,
+    find_path: rules.PathFinder,
 ) -> Iterator[tuple[str, str, str]]:
     """(document path, code, message) of each xmlschema error of ``element``."""
     decl = _declaration(registry, names)
     for error in decl.iter_errors(element):
         where = error.elem if isinstance(error.elem, etree._Element) else element
         code, message, extra = _describe(error)
-        yield rules.element_path(where) + extra, code, message
+        yield find_path(where) + extra, code, message
 
 
 def _describe(error: Any) -> tuple[str, str, str]:

@@ -3,7 +3,7 @@
 Item batch validation validates the schema before the depth probe and only probes an invalid
 batch; the parser's byte pre-filters (entity references, processing instructions) skip tree
 walks only when the tree cannot hold what they look for; the rules' single pass copes with
-every shape the schema allows.
+every shape the schema allows; paths of many faulty items cost one walk over the items.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from lxml import etree
 
 from connector.core import xmlsafe
 from connector.core.inbound import VALID_DEPTH, validate_item_batch
+from connector.core.rules import PathFinder, element_path
 from connector.core.schemas import MessageKind, default_registry
 from connector.core.xmlsafe import ParseLimits, check_depth, parse_xml
 from connector.errors import XmlProcessingInstructionForbidden, XmlTooDeep
+from connector.sample import generate_batch
 
 DATA = Path(__file__).parents[2] / "data"
 NS = "{urn:ead-connector:item-batch:1}"
@@ -174,3 +176,34 @@ def test_rule_faults_of_many_items_keep_item_order() -> None:
         (2, "duplicate_item_id", "/ItemBatch/Items/Item[3]/ItemId"),
     ]
     assert [accepted.item_index for accepted in report.accepted] == [0]
+
+
+# --- paths ---------------------------------------------------------------------------------------
+
+
+def test_paths_number_only_repeated_names_counting_same_name_siblings() -> None:
+    root = etree.fromstring(b'<r xmlns:x="urn:x"><a/><b/><x:a/><!-- c --><a><c/><c/></a></r>')
+    a1, b, xa, _comment, a2 = root
+    expected = {
+        a1: "/r/a[1]",
+        b: "/r/b",
+        xa: "/r/a",  # another namespace: another name
+        a2: "/r/a[2]",
+        a2[0]: "/r/a[2]/c[1]",
+        a2[1]: "/r/a[2]/c[2]",
+    }
+    find_path = PathFinder()
+    for node, path in expected.items():
+        assert element_path(node) == path
+        assert find_path(node) == path
+
+
+def test_one_finder_gives_every_item_the_path_a_lone_call_gives() -> None:
+    data = generate_batch(300, invalid_ratio=0.0, seed=3).xml
+    items = list(etree.fromstring(data)[1])
+    find_path = PathFinder()
+    line = items[7].find(f"{NS}Contents/{NS}Line")
+    assert line is not None
+    picked = [items[0], items[150][4], items[299], line[2], items[150]]
+    assert [find_path(node) for node in picked] == [element_path(node) for node in picked]
+    assert find_path(items[299]) == "/ItemBatch/Items/Item[300]"
