@@ -459,7 +459,7 @@ async def test_killing_one_replica_skips_nothing_and_resends_only_batches_in_fli
     """Kills of either replica, one at a time: every item forwarded, decided and notified;
     a second send of an item only as the resend of a batch in flight at a kill."""
     async with fresh_postgres_database() as url:
-        async with _cluster(tmp_path, url, seed=22) as cluster:
+        async with _cluster(tmp_path, url, seed=28) as cluster:
             await _run(cluster, url, kills=KILLS, load_s=0)
         figures = await _check(cluster, url)
     _summary("replicas, kill -9 of one", figures, capsys)
