@@ -82,8 +82,12 @@ __all__ = [
 ]
 
 _ITEMS, _EVENTS, _OUTBOX = tables.ITEMS, tables.ITEM_EVENTS, tables.OUTBOX
+_PAYLOADS = tables.ITEM_PAYLOADS
+#: An item row with its payload (the XML), as :func:`item_from_row` reads it.
+_ITEM_ROWS = _ITEMS.join(_PAYLOADS, _PAYLOADS.c.id == _ITEMS.c.id)
 #: Column orders of the rows :func:`_bulk_values` inserts.
 _ITEM_COLUMNS = (
+    "id",
     "reference",
     "operator_id",
     "item_id",
@@ -92,7 +96,6 @@ _ITEM_COLUMNS = (
     "destination_country",
     "batch_id",
     "digest",
-    "item_xml",
     "decision",
     "received_at",
     "updated_at",
@@ -187,8 +190,19 @@ def item_from_row(row: sa.RowMapping) -> StoredItem:
     )
 
 
+def _item_id(reference: str) -> sa.ScalarSelect[Any]:
+    """The row id of the item with ``reference`` (its payload's id), as a subquery."""
+    return sa.select(_ITEMS.c.id).where(_ITEMS.c.reference == reference).scalar_subquery()
+
+
+def _select_items() -> sa.Select[Any]:
+    """SELECT every ``items`` column and the item's XML from its payload."""
+    return sa.select(*_ITEMS.c, _PAYLOADS.c.item_xml).select_from(_ITEM_ROWS)
+
+
 def item_to_row(item: StoredItem) -> dict[str, Any]:
-    """The ``items`` columns of ``item`` (without the surrogate id)."""
+    """The ``items`` columns of ``item`` (without the surrogate id; its XML is the
+    ``item_payloads`` row's)."""
     return {
         "reference": item.reference,
         "operator_id": item.operator_id,
@@ -198,7 +212,6 @@ def item_to_row(item: StoredItem) -> dict[str, Any]:
         "destination_country": item.destination_country,
         "batch_id": item.batch_id,
         "digest": item.digest,
-        "item_xml": item.item_xml,
         "decision": item.decision.value if item.decision is not None else None,
         "received_at": item.received_at,
         "updated_at": item.updated_at,
@@ -403,8 +416,9 @@ async def _bulk_values(
     """Insert ``values`` (one tuple per row, of the columns ``names``) with one driver-level
     executemany.
 
-    Each column's values go through the column type's own bind converter, so the stored
-    form is exactly what a SQLAlchemy insert would store; the statement just skips the
+    Each column's values go through the column type's own bind converter (binary ones need
+    none), so the stored form is exactly what a SQLAlchemy insert would store; the statement
+    just skips the
     per-row compile and parameter bookkeeping, which cost four times the database's own work
     for a 1,000-item intake.
     """
@@ -428,7 +442,9 @@ async def _bulk_values(
     converters = [
         (position, convert)
         for position, column_type in enumerate(types)
-        if (convert := column_type.bind_processor(dialect)) is not None
+        # Bytes go as they are: both drivers store them as a BLOB / bytea.
+        if not isinstance(column_type, sa.LargeBinary)
+        and (convert := column_type.bind_processor(dialect)) is not None
     ]
     parameters: list[Any] = values
     if converters:
@@ -565,23 +581,27 @@ class SqlItemStore:
     async def _store_new_items(
         self, session: AsyncSession, intake: Intake, new: Sequence[tuple[str, IncomingItem]]
     ) -> None:
-        """Insert new items, their RECEIVED and ACCEPTED events and their outbox rows.
+        """Insert new items, their payloads, their RECEIVED and ACCEPTED events and their
+        outbox rows.
 
         One executemany per table. Items go in item-id order so that two concurrent intakes
-        take unique-index entries in the same order (no deadlock, just one loser); events
-        and forwarding jobs keep the intake's order.
+        take unique-index entries in the same order (no deadlock, just one loser), with row
+        ids taken beforehand so that their payloads go in by id; events and forwarding jobs
+        keep the intake's order.
         """
         at, operator_id, batch_id = intake.received_at, intake.operator_id, intake.batch_id
         accepted = lifecycle.transition(None, ItemState.ACCEPTED).value
         received = lifecycle.transition(None, ItemState.RECEIVED).value
         lifecycle.transition(ItemState.RECEIVED, ItemState.ACCEPTED)
         actor, detail = f"operator:{operator_id}", f"{intake.source} batch {batch_id}"
+        ordered = sorted(new, key=lambda pair: pair[1].item_id)
+        ids = await self._new_item_ids(session, len(ordered))
         items: list[tuple[Any, ...]] = []
-        events: list[tuple[Any, ...]] = []
-        jobs: list[tuple[Any, ...]] = []
-        for reference, incoming in new:
+        payloads: list[tuple[int, bytes]] = []
+        for row_id, (reference, incoming) in zip(ids, ordered, strict=True):
             items.append(
                 (
+                    row_id,
                     reference,
                     operator_id,
                     incoming.item_id,
@@ -590,20 +610,38 @@ class SqlItemStore:
                     incoming.destination_country,
                     batch_id,
                     incoming.digest,
-                    incoming.item_xml,
                     None,
                     at,
                     at,
                     findings_to_json(incoming.findings),
                 )
             )
+            payloads.append((row_id, incoming.item_xml))
+        events: list[tuple[Any, ...]] = []
+        jobs: list[tuple[Any, ...]] = []
+        for reference, _ in new:
             events.append((reference, at, actor, None, received, detail))
             events.append((reference, at, "connector", received, accepted, "validated"))
             jobs.append((reference, _FORWARD, _PENDING, 0, at, at))
-        items.sort(key=itemgetter(2))
         await _bulk_values(session, _ITEMS, _ITEM_COLUMNS, items)
+        await _bulk_values(session, _PAYLOADS, ("id", "item_xml"), payloads)
         await _bulk_values(session, _EVENTS, _EVENT_COLUMNS, events)
         await _bulk_values(session, _OUTBOX, _JOB_COLUMNS, jobs)
+
+    async def _new_item_ids(self, session: AsyncSession, count: int) -> list[int]:
+        """Row ids for ``count`` new items: on PostgreSQL from the ids' own sequence; on
+        SQLite the next ones after the largest (the transaction holds the only write lock)."""
+        if self._dialect == "postgresql":
+            rows = await session.execute(
+                sa.text(
+                    "SELECT nextval(pg_get_serial_sequence('items', 'id')) "
+                    "FROM generate_series(1, :count)"
+                ),
+                {"count": count},
+            )
+            return [int(row_id) for row_id in rows.scalars()]
+        largest = await session.scalar(sa.select(sa.func.max(_ITEMS.c.id)))
+        return list(range((largest or 0) + 1, (largest or 0) + 1 + count))
 
     async def _save_cursor(self, session: AsyncSession, intake: Intake) -> None:
         """Move the operator's pull cursor (and forget the last pull error)."""
@@ -630,11 +668,11 @@ class SqlItemStore:
     async def _item(
         self, session: AsyncSession, operator_id: str, item_id: str, *, for_update: bool = False
     ) -> StoredItem | None:
-        query = sa.select(_ITEMS).where(
+        query = _select_items().where(
             _ITEMS.c.operator_id == operator_id, _ITEMS.c.item_id == item_id
         )
-        if for_update:
-            query = query.with_for_update()  # PostgreSQL; SQLite holds the write lock anyway
+        if for_update:  # PostgreSQL; SQLite holds the write lock anyway
+            query = query.with_for_update(of=_ITEMS)
         row = (await session.execute(query)).mappings().first()
         return item_from_row(row) if row is not None else None
 
@@ -642,7 +680,7 @@ class SqlItemStore:
         with db_engine.wrap_errors("finding items"):
             async with self._read() as session, session.begin():
                 rows = await session.execute(
-                    sa.select(_ITEMS)
+                    _select_items()
                     .where(_ITEMS.c.item_id == item_id)
                     .order_by(_ITEMS.c.operator_id)
                 )
@@ -717,6 +755,11 @@ class SqlItemStore:
         await session.execute(
             sa.update(_ITEMS).where(_ITEMS.c.reference == item.reference).values(item_to_row(item))
         )
+        await session.execute(
+            sa.update(_PAYLOADS)
+            .where(_PAYLOADS.c.id == _item_id(item.reference))
+            .values(item_xml=item.item_xml)
+        )
         await session.execute(sa.insert(_EVENTS).values(row))
 
     async def item_stats(self) -> ItemStats:
@@ -773,10 +816,11 @@ class SqlItemStore:
                         _ITEMS.c.version,
                         _ITEMS.c.state,
                         _ITEMS.c.destination_country,
-                        _ITEMS.c.item_xml,
+                        _PAYLOADS.c.item_xml,
                         _ITEMS.c.findings,
                     )
                     .join(_ITEMS, _ITEMS.c.reference == _OUTBOX.c.reference)
+                    .join(_PAYLOADS, _PAYLOADS.c.id == _ITEMS.c.id)
                     .where(_OUTBOX.c.id.in_(sa.bindparam("ids", expanding=True)))
                     .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
                     .with_for_update(of=_ITEMS)  # PostgreSQL; SQLite holds the write lock
@@ -1091,9 +1135,10 @@ class SqlItemStore:
                         _ITEMS.c.item_id,
                         _ITEMS.c.version,
                         _ITEMS.c.destination_country,
-                        _ITEMS.c.item_xml,
+                        _PAYLOADS.c.item_xml,
                     )
                     .join(_ITEMS, _ITEMS.c.reference == _OUTBOX.c.reference)
+                    .join(_PAYLOADS, _PAYLOADS.c.id == _ITEMS.c.id)
                     .where(_OUTBOX.c.id.in_(ids))
                     .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
                 )
@@ -1169,7 +1214,7 @@ class SqlItemStore:
         with db_engine.wrap_errors("reading the dead letters"):
             async with self._read() as session, session.begin():
                 rows = await session.execute(
-                    sa.select(_ITEMS)
+                    _select_items()
                     .join(_OUTBOX, _OUTBOX.c.reference == _ITEMS.c.reference)
                     .where(_OUTBOX.c.status == _DEAD, _OUTBOX.c.kind.in_(_ITEM_JOBS))
                     .order_by(_OUTBOX.c.id)
@@ -1186,9 +1231,9 @@ class SqlItemStore:
                 row = (
                     (
                         await session.execute(
-                            sa.select(_ITEMS)
+                            _select_items()
                             .where(_ITEMS.c.reference == reference)
-                            .with_for_update()
+                            .with_for_update(of=_ITEMS)
                         )
                     )
                     .mappings()
@@ -1255,12 +1300,12 @@ class SqlItemStore:
             row = (
                 (
                     await session.execute(
-                        sa.select(_ITEMS)
+                        _select_items()
                         .where(
                             _ITEMS.c.operator_id == answer.operator_id,
                             _ITEMS.c.item_id == answer.item_id,
                         )
-                        .with_for_update()  # PostgreSQL; SQLite holds the write lock anyway
+                        .with_for_update(of=_ITEMS)  # PostgreSQL; SQLite holds the write lock
                     )
                 )
                 .mappings()
@@ -1795,7 +1840,7 @@ class SqlItemStore:
                 return admin_operator_from_row(await self._admin_operator(session, operator_id))
 
     async def search_items(self, search: ItemSearch) -> tuple[StoredItem, ...]:
-        query = sa.select(_ITEMS)
+        query = _select_items()
         if search.operator_id is not None:
             query = query.where(_ITEMS.c.operator_id == search.operator_id)
         if search.state is not None:
@@ -1835,11 +1880,11 @@ class SqlItemStore:
         ordered = sorted(set(references))
         found: dict[str, DecisionTarget] = {}
         for start in range(0, len(ordered), _LOOKUP_CHUNK):
-            query = sa.select(_ITEMS).where(
+            query = _select_items().where(
                 _ITEMS.c.reference.in_(ordered[start : start + _LOOKUP_CHUNK])
             )
             if for_update:  # PostgreSQL, in reference order; SQLite holds the write lock
-                query = query.order_by(_ITEMS.c.reference).with_for_update()
+                query = query.order_by(_ITEMS.c.reference).with_for_update(of=_ITEMS)
             for row in (await session.execute(query)).mappings():
                 found[row["reference"]] = DecisionTarget(
                     item_from_row(row), row["referral_reference"]
@@ -2052,10 +2097,10 @@ class SqlItemStore:
         for start in range(0, len(references), _LOOKUP_CHUNK):
             chunk = references[start : start + _LOOKUP_CHUNK]
             rows = await session.execute(
-                sa.select(_ITEMS)
+                _select_items()
                 .where(_ITEMS.c.reference.in_(chunk))
                 .order_by(_ITEMS.c.reference)
-                .with_for_update()  # PostgreSQL; SQLite holds the write lock
+                .with_for_update(of=_ITEMS)  # PostgreSQL; SQLite holds the write lock
             )
             items.update({row["reference"]: item_from_row(row) for row in rows.mappings()})
             newest = await session.execute(

@@ -25,6 +25,7 @@ __all__ = [
     "DECLARATIONS",
     "ITEMS",
     "ITEM_EVENTS",
+    "ITEM_PAYLOADS",
     "METADATA",
     "NOTICES",
     "OPERATORS",
@@ -154,7 +155,6 @@ class ItemRow(SQLModel, table=True):
     destination_country: str = Field(sa_type=sa.String, nullable=False)
     batch_id: str = Field(sa_type=sa.String, nullable=False)
     digest: str = Field(sa_type=sa.String, nullable=False)
-    item_xml: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
     decision: str | None = Field(default=None, sa_type=sa.String, nullable=True)
     received_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
     updated_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
@@ -162,6 +162,21 @@ class ItemRow(SQLModel, table=True):
     findings: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
     #: The referral reference of the current decision (what a referral answer must quote).
     referral_reference: str | None = Field(default=None, sa_type=sa.String, nullable=True)
+
+
+class ItemPayloadRow(SQLModel, table=True):
+    """The XML of an item's current version, one row per ``items`` row (same id).
+
+    Apart from the item row because that row changes at every step of the lifecycle and the
+    XML only with an amendment: a state change then rewrites a row of a few hundred bytes,
+    not one that carries a kilobyte or more of XML.
+    """
+
+    __tablename__ = "item_payloads"
+    __table_args__ = (sa.ForeignKeyConstraint(["id"], ["items.id"], name="fk_item_payloads_id"),)
+
+    id: int = Field(sa_type=_BIG_ID, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    item_xml: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
 
 
 class ItemEventRow(SQLModel, table=True):
@@ -379,6 +394,7 @@ OPERATORS: sa.Table = METADATA.tables["operators"]
 BATCHES: sa.Table = METADATA.tables["batches"]
 ITEMS: sa.Table = METADATA.tables["items"]
 ITEM_EVENTS: sa.Table = METADATA.tables["item_events"]
+ITEM_PAYLOADS: sa.Table = METADATA.tables["item_payloads"]
 OUTBOX: sa.Table = METADATA.tables["outbox"]
 DECLARATIONS: sa.Table = METADATA.tables["declarations"]
 PULL_CURSORS: sa.Table = METADATA.tables["pull_cursors"]
