@@ -4,7 +4,8 @@ Two backends: ``sqlite+aiosqlite:///PATH`` (the embedded default) and
 ``postgresql+asyncpg://...`` (production, several replicas).
 
 SQLite profile (tech-notes 20): WAL, ``synchronous=NORMAL``, ``busy_timeout=30000``,
-``foreign_keys=ON``, and SQLAlchemy rather than the driver emits BEGIN, so that every
+``foreign_keys=ON``, a checkpoint every 10,000 WAL pages and a 16 MiB page cache (see
+:data:`_SQLITE_PRAGMAS`), and SQLAlchemy rather than the driver emits BEGIN, so that every
 write transaction starts with ``BEGIN IMMEDIATE`` (it takes the write lock up front and never
 fails half-way with "database is locked") while reads, on an engine from :func:`read_only`,
 start with a plain deferred BEGIN and never wait for writers.
@@ -53,8 +54,18 @@ _READ_ONLY = "ead_read_only"
 _SQLITE_PRAGMAS = (
     "busy_timeout=30000",  # first: switching to WAL may itself wait for a lock
     "journal_mode=WAL",
+    # In WAL, a commit is in the WAL file (the OS's page cache) before COMMIT returns: a
+    # killed process loses nothing it committed; only a power cut can take the last ones.
     "synchronous=NORMAL",
     "foreign_keys=ON",
+    # Checkpoint every 10,000 pages (~40 MiB of WAL) rather than every 1,000: the committing
+    # writer runs it, and forwarding 1,000 items writes ~1,100 pages, most of them twice
+    # (claim, then record). Fewer, larger checkpoints copy a page once and sync less often.
+    # How often the WAL is copied back does not change what a commit guarantees.
+    "wal_autocheckpoint=10000",
+    # 16 MiB of page cache per connection (default 2 MiB), enough for the indexes a
+    # 1,000-item intake or forward touches at random (references are hashes).
+    "cache_size=-16384",
 )
 #: Serialises concurrent ``db upgrade`` runs of several replicas on PostgreSQL.
 _MIGRATION_LOCK_ID = 0x45AD_C0DE
