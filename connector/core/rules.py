@@ -128,17 +128,7 @@ class _Checker:
     fault builds its :class:`ItemError` (and the element's path).
     """
 
-    __slots__ = (
-        "comments",
-        "countries",
-        "currencies",
-        "destination",
-        "hs_code",
-        "importer",
-        "ioss",
-        "numeric",
-        "office",
-    )
+    __slots__ = ("countries", "currencies", "destination", "ioss", "numeric")
 
     def __init__(self, namespace: str) -> None:
         def tag(name: str) -> str:
@@ -147,11 +137,7 @@ class _Checker:
         self.countries = country_codes()
         self.currencies = currency_codes()
         self.numeric = _country_numeric_codes()
-        self.office = tag("OfficeOfOrigin")
-        self.comments = tag("Comments")
-        self.importer = tag("Importer")
         self.ioss = tag("IossNumber")
-        self.hs_code = tag("HsCode")
         self.destination = tag("DestinationCountry")
 
     def check(self, items: Sequence[etree._Element], skip: frozenset[int]) -> list[ItemError]:
@@ -159,18 +145,20 @@ class _Checker:
         out = _Faults()
         seen: dict[str, int] = {}
         countries, currencies = self.countries, self.currencies
-        office, comments, destination_tag = self.office, self.comments, self.destination
-        hs_tag, importer_tag = self.hs_code, self.importer
+        destination_tag = self.destination
         for index, item in enumerate(items):
             if index in skip:
                 continue
             # Item: ItemId, Category, PostingDate, OfficeOfOrigin?, Sender, Addressee,
             # GrossWeight, TotalValue, Currency, Postage?, InsuredValue?, Importer?, Contents,
             # Transport, Comments?
+            # The optional elements are told apart by whether they have children (Sender,
+            # Transport and Importer do, the others are text): reading ``tag`` builds a
+            # string, and would cost a tenth of the pass.
             id_node = item[0]
             item_id = (id_node.text or "").strip()
-            at = 4 if item[3].tag == office else 3
-            end = -2 if item[-1].tag == comments else -1
+            at = 3 if len(item[3]) else 4  # Sender, else OfficeOfOrigin
+            end = -1 if len(item[-1]) else -2  # Transport, else Comments
 
             expected = check_digit(item_id[2:10])
             if expected != int(item_id[10]):
@@ -196,10 +184,13 @@ class _Checker:
             transport = item[end]
             departure_country = transport[0]
             # Transport: DepartureCountry, DepartureAirport?, DepartureTime?,
-            # DestinationCountry, ...
-            destination_country = transport[1]
-            while destination_country.tag != destination_tag:
-                destination_country = destination_country.getnext()  # type: ignore[assignment]
+            # DestinationCountry, Carrier?, FlightNumber?, ReceptacleId?: with all seven or
+            # only the two countries, the destination's place is known; else the tags tell.
+            size = len(transport)
+            destination_country = transport[3 if size == 7 else 1]
+            if 2 < size < 7:
+                while destination_country.tag != destination_tag:
+                    destination_country = destination_country.getnext()  # type: ignore[assignment]
             addressee = addressee_country.text
             destination = destination_country.text
             if not (
@@ -253,8 +244,8 @@ class _Checker:
                             f"currency {currency!r}; declare all lines in the item's "
                             "currency",
                         )
-                hs_node = line[5]
-                if hs_node.tag != hs_tag:
+                hs_node = line[5] if len(line) == 7 else None  # HsCode is the optional one
+                if hs_node is None:
                     if needs_hs:
                         out.add(
                             index,
@@ -303,7 +294,7 @@ class _Checker:
 
             importer = item[end - 2]
             # Importer: IossNumber?, Eori?
-            if importer.tag == importer_tag and len(importer):
+            if len(importer):  # an Importer with children (the elements before are text)
                 self._ioss(index, item_id, importer[0], out)
 
             first = seen.setdefault(item_id, index)

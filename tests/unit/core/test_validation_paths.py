@@ -207,3 +207,42 @@ def test_one_finder_gives_every_item_the_path_a_lone_call_gives() -> None:
     picked = [items[0], items[150][4], items[299], line[2], items[150]]
     assert [find_path(node) for node in picked] == [element_path(node) for node in picked]
     assert find_path(items[299]) == "/ItemBatch/Items/Item[300]"
+
+
+_TRANSPORT_OPTIONAL = (
+    "DepartureAirport",
+    "DepartureTime",
+    "Carrier",
+    "FlightNumber",
+    "ReceptacleId",
+)
+
+
+@pytest.mark.parametrize("kept", range(2 ** len(_TRANSPORT_OPTIONAL)))
+def test_the_destination_is_found_whichever_optional_transport_data_is_sent(kept: int) -> None:
+    """Every subset of Transport's optional elements: the destination rule reads the right
+    element (a wrong one would be a country mismatch or a country_unknown on another path)."""
+    tree = _valid_tree()
+    transport = tree.getroot()[1][0].find(f"{NS}Transport")
+    assert transport is not None
+    for bit, name in enumerate(_TRANSPORT_OPTIONAL):
+        node = transport.find(f"{NS}{name}")
+        assert node is not None
+        if not kept >> bit & 1:
+            transport.remove(node)
+    assert validate_item_batch(_bytes(tree)).errors == ()
+    destination = transport.find(f"{NS}DestinationCountry")
+    assert destination is not None
+    destination.text = "BE"
+    (error,) = validate_item_batch(_bytes(tree)).errors
+    assert error.code == "destination_mismatch"
+    assert error.path == "/ItemBatch/Items/Item[1]/Transport/DestinationCountry"
+
+
+def test_an_importer_with_only_an_eori_is_not_judged_as_an_ioss_number() -> None:
+    tree = _valid_tree()
+    importer = tree.getroot()[1][1].find(f"{NS}Importer")
+    assert importer is not None
+    importer[0].tag = f"{NS}Eori"
+    importer[0].text = "DE123456789012345"
+    assert validate_item_batch(_bytes(tree)).errors == ()
