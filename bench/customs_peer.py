@@ -22,7 +22,7 @@ import logging
 import os
 import signal
 import sys
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from aiohttp import web
 
 from connector.adapters.keystore import KeyRing, load_certificate
 from connector.core.model import CustomsDecision
+from connector.core.schemas import MessageKind, default_registry
 from connector.peers.customs import MockCustoms, _Checked
 from connector.peers.tls import LoopbackPki
 
@@ -40,6 +41,7 @@ __all__ = ["ReleasingCustoms", "main"]
 #: Senders posting responses at once (one is signed while the other is applied).
 SENDERS = 2
 RETRY_S = 0.2
+STOP_GRACE_S = 5.0
 
 
 class ReleasingCustoms(MockCustoms):
@@ -113,8 +115,9 @@ class ReleasingCustoms(MockCustoms):
         self._sent(decisions)
         return True
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, object]:
         return {
+            "refused_batches": dict(Counter(self.refusals)),
             "requests": self.requests,
             "batches": len(self.batches),
             "declarations": len(self.declarations),
@@ -139,7 +142,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _compile_schemas() -> None:
+    """Compile every schema once on the main thread before requests come.
+
+    The first schema compilations of a process, run at once in two worker threads (the
+    first two batches), were seen to leave libxml2 unable to compile any schema afterwards
+    ("the given type is not a built-in type"): every later batch was refused.
+    """
+    registry = default_registry()
+    for kind in MessageKind:
+        registry.lxml(kind)
+
+
 async def _serve(args: argparse.Namespace, passphrase: bytes) -> int:
+    _compile_schemas()
     pki = LoopbackPki.load(args.pki)
     mock = ReleasingCustoms(
         KeyRing.load(args.keys, passphrase).active,
@@ -158,7 +174,9 @@ async def _serve(args: argparse.Namespace, passphrase: bytes) -> int:
         senders = asyncio.create_task(mock.run_senders(stop))
         print(f"READY {mock.declarations_url}", flush=True)
         await stop.wait()
-        await senders
+        # A send in flight may finish; one the connector does not answer is cut.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(senders, STOP_GRACE_S)
     print(f"STATS {json.dumps(mock.stats(), sort_keys=True)}", flush=True)
     return 0
 

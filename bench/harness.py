@@ -249,7 +249,12 @@ class CustomsPeer:
         if process.returncode is None:
             self.cpu_s = _used(self._cpu_start, cpu_seconds(process.pid))
             process.terminate()
-        output = (await asyncio.wait_for(process.communicate(), 60))[0].decode()
+        try:
+            output = (await asyncio.wait_for(process.communicate(), 30))[0].decode()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            return {"error": "the mock Customs did not stop within 30 s; killed"}
         return json.loads(output.split("STATS ", 1)[1]) if "STATS " in output else {}
 
 

@@ -48,6 +48,7 @@ def _assert_all_released(run: e2e.Run, expected: int) -> None:
     assert run.customs["declarations"] == expected
     assert run.customs["released"] == expected
     assert run.customs["refused_decisions"] == 0
+    assert run.customs["refused_batches"] == {}
     assert len(run.latencies_s) == expected
     assert run.seconds > 0
 
