@@ -24,7 +24,9 @@ holds its item's later notices back.
 Order. The store claims at most one notice per item (the head of the item's undelivered
 notices), so a HOLD is delivered before the RELEASE that followed it; heads come most urgent
 first. The run sends the DO_NOT_LOAD notices it claimed first, all of them, and records them,
-before it starts on the others.
+before it starts on the others. Deliveries are recorded in chunks of a few times
+``concurrency`` notices, not once per run, so a replica that dies mid-run leaves few
+delivered-but-unrecorded notices behind.
 
 At least once. A replica that dies after the POST but before recording leaves its claims to
 expire; another replica sends them again, with the same notice id. Operators deduplicate on
@@ -63,6 +65,12 @@ __all__ = [
 
 DEFAULT_NOTIFY_BATCH_SIZE = 200
 DEFAULT_NOTIFY_CONCURRENCY = 8
+
+#: Deliveries are recorded after every ``concurrency * _RECORD_EVERY_PER_SLOT`` notices (and
+#: at least ``_RECORD_EVERY_MIN``): few enough to resend after a crash, enough to keep every
+#: sending slot busy between two records.
+_RECORD_EVERY_PER_SLOT = 4
+_RECORD_EVERY_MIN = 16
 
 _log = structlog.get_logger("connector.notify")
 
@@ -177,8 +185,10 @@ class NotifyService:
                     others = [
                         c for c in claims if c.notice.decision is not CustomsDecision.DO_NOT_LOAD
                     ]
-                    for wave in (stops, others):
-                        if wave:
+                    chunk = max(self._concurrency * _RECORD_EVERY_PER_SLOT, _RECORD_EVERY_MIN)
+                    for group in (stops, others):
+                        for start in range(0, len(group), chunk):
+                            wave = group[start : start + chunk]
                             await self._wave(wave, run)
                             heartbeat.release(claim.sequence for claim in wave)
         except StoreUnavailable as error:

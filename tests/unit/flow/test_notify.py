@@ -3,8 +3,11 @@ retried then dead, a down webhook costs one request per run, the owner guard."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import timedelta
+
+import pytest
 
 from connector.core.model import CustomsDecision, ItemState
 from connector.core.retry import RetryPolicy
@@ -181,3 +184,33 @@ async def test_a_store_failure_ends_the_run_and_the_claim_is_sent_again_later() 
     again = await service(store, webhook, clock, owner="v").run_once()
     assert again.delivered == 1
     assert [c[1] for c in webhook.calls] == [store.notices[0].notice.notice_id] * 2
+
+
+class DyingWebhook(FakeWebhook):
+    """Delivers ``lives`` notices, then the process dies (the run is cancelled mid-send)."""
+
+    def __init__(self, lives: int) -> None:
+        super().__init__()
+        self.lives = lives
+
+    async def deliver(self, url: str, notice_id: str, signed_xml: bytes) -> None:
+        if len(self.calls) == self.lives:
+            raise asyncio.CancelledError  # what a killed process never gets to record
+        await super().deliver(url, notice_id, signed_xml)
+
+
+async def test_deliveries_are_recorded_in_chunks_so_a_crash_resends_few() -> None:
+    store, webhook = InMemoryItemStore(), DyingWebhook(lives=40)
+    clock = FrozenClock(T0 + timedelta(hours=1))
+    await decided(store, *([D.RELEASE] * 60))
+    with pytest.raises(asyncio.CancelledError):
+        await service(store, webhook, clock).run_once()  # concurrency 1: chunks of 16
+    delivered = [s for s in store.notices if s.status == "delivered"]
+    assert len(delivered) == 32  # two whole chunks recorded before the crash
+    assert {s.notice.notice_id for s in delivered} <= {c[1] for c in webhook.calls}
+    clock.advance(120)  # the lease runs out: only the unrecorded ones go again
+    again = FakeWebhook()
+    outcome = await service(store, again, clock, owner="v").run_once()
+    assert outcome.delivered == 28
+    assert len({c[1] for c in again.calls} & {c[1] for c in webhook.calls}) == 8
+    assert all(s.status == "delivered" for s in store.notices)
