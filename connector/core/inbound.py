@@ -118,22 +118,17 @@ def validate_item_batch(
         errors.extend(_schema_errors(root, item_list, schema, registry))
     header = _header(header_node)
     schema_rejected = frozenset(error.item_index for error in errors)
-    errors.extend(rules.check_items(root, item_list, schema_rejected))
+    rule_errors, ids = rules.judge_items(root, item_list, schema_rejected)
+    errors.extend(rule_errors)
     if not errors:
-        accepted = tuple(map(AcceptedItem, range(len(item_list)), map(_item_id, item_list)))
+        accepted = tuple(map(AcceptedItem, range(len(ids)), ids))
         return ValidationReport(header, len(item_list), accepted, (), root)
     errors.sort(key=lambda error: error.item_index)
     rejected = {error.item_index for error in errors}
     accepted = tuple(
-        AcceptedItem(index, _item_id(item))
-        for index, item in enumerate(item_list)
-        if index not in rejected
+        AcceptedItem(index, item_id) for index, item_id in enumerate(ids) if index not in rejected
     )
     return ValidationReport(header, len(item_list), accepted, tuple(errors), root)
-
-
-def _item_id(item: etree._Element) -> str:
-    return (item[0].text or "").strip()  # ItemId comes first (schema)
 
 
 def _envelope(root: etree._Element) -> tuple[etree._Element, etree._Element]:

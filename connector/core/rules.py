@@ -35,7 +35,7 @@ from lxml import etree
 from connector.core.model import ItemError
 from connector.core.s10 import check_digit
 
-__all__ = ["RULE_CODES", "check_items", "element_path"]
+__all__ = ["RULE_CODES", "PathFinder", "check_items", "element_path", "judge_items"]
 
 RULE_CODES: tuple[str, ...] = (
     "s10_check_digit",
@@ -140,14 +140,19 @@ class _Checker:
         self.ioss = tag("IossNumber")
         self.destination = tag("DestinationCountry")
 
-    def check(self, items: Sequence[etree._Element], skip: frozenset[int]) -> list[ItemError]:
-        """Faults of the schema-valid ``items`` whose index is not in ``skip``, in item order."""
+    def check(
+        self, items: Sequence[etree._Element], skip: frozenset[int]
+    ) -> tuple[list[ItemError], list[str]]:
+        """Faults of the schema-valid ``items`` whose index is not in ``skip``, in item order,
+        and each item's id (white space collapsed; empty for a skipped item)."""
         out = _Faults()
+        ids: list[str] = []
         seen: dict[str, int] = {}
         countries, currencies = self.countries, self.currencies
         destination_tag = self.destination
         for index, item in enumerate(items):
             if index in skip:
+                ids.append("")
                 continue
             # Item: ItemId, Category, PostingDate, OfficeOfOrigin?, Sender, Addressee,
             # GrossWeight, TotalValue, Currency, Postage?, InsuredValue?, Importer?, Contents,
@@ -157,6 +162,7 @@ class _Checker:
             # string, and would cost a tenth of the pass.
             id_node = item[0]
             item_id = (id_node.text or "").strip()
+            ids.append(item_id)
             at = 3 if len(item[3]) else 4  # Sender, else OfficeOfOrigin
             end = -1 if len(item[-1]) else -2  # Transport, else Comments
 
@@ -306,7 +312,7 @@ class _Checker:
                     "duplicate_item_id",
                     f"item id {item_id!r} already occurs at position {first} of this batch",
                 )
-        return out.errors
+        return out.errors, ids
 
     def _ioss(self, index: int, item_id: str, node: etree._Element, out: _Faults) -> None:
         """The IOSS rule, when ``node`` (an Importer's first child) is an IossNumber."""
@@ -368,4 +374,12 @@ def check_items(
     Items whose index is in ``skip`` (already rejected by the schema) are not judged, and
     do not count as earlier occurrences of an id.
     """
-    yield from _checker(etree.QName(container).namespace or "").check(items, skip)
+    yield from judge_items(container, items, skip)[0]
+
+
+def judge_items(
+    container: etree._Element, items: Sequence[etree._Element], skip: frozenset[int]
+) -> tuple[list[ItemError], list[str]]:
+    """:func:`check_items` as a list, with the id of each item read on the way (white space
+    collapsed; empty for an item in ``skip``), so that no caller reads the ids again."""
+    return _checker(etree.QName(container).namespace or "").check(items, skip)
