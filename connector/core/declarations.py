@@ -333,8 +333,8 @@ def _assembled(
     namespace declaration and inherits the root's. Every part but the stored items is an
     identifier or a timestamp (no markup); the parsed tree must have, in order, one
     ``Declaration`` per entry with that entry's reference, operator and version and one
-    ``Item`` followed by nothing but blanks, so stored bytes that are not exactly one
-    element cannot change the batch's shape.
+    ``Item`` followed by nothing but blanks, and nothing after the declarations, so stored
+    bytes that are not exactly one element cannot change the batch's shape.
     """
     parts = [_HEAD % tuple(value.encode() for value in header)]
     for (reference, operator_id, version), entry in zip(fields, declared, strict=True):
@@ -351,6 +351,8 @@ def _assembled(
         root = parse_xml(b"".join(parts))
     except InvalidMessage:
         return None  # _built names the stored item at fault
+    if len(root) != 2 or root[1].tag != _DECLARATIONS or root[1].tail is not None:
+        return None
     declarations = root[1]
     if len(declarations) != len(declared):
         return None
@@ -359,6 +361,7 @@ def _assembled(
     ):
         if (
             len(node) != 4
+            or node.tail is not None
             or node[3].tag != _DECLARED_ITEM
             or (node[0].text, node[1].text, node[2].text) != (reference, operator_id, version)
             or (node[3].tail or "").strip()

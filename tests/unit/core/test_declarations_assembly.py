@@ -110,14 +110,42 @@ def _declaration_closed_early(item: bytes) -> bytes:
     return item + b"</Declaration><Declaration>"
 
 
+def _text_between_declarations(item: bytes) -> bytes:
+    body = item[len(b'<Item xmlns="' + MessageKind.ITEM_BATCH.namespace.encode() + b'">') :]
+    return item + b"</Declaration>text<Declaration><Item>" + body
+
+
+def _element_after_the_declarations(item: bytes) -> bytes:
+    """In the last item: close the declarations, add an element, open them again."""
+    body = item[len(b'<Item xmlns="' + MessageKind.ITEM_BATCH.namespace.encode() + b'">') :]
+    return (
+        item + b"</Declaration></Declarations><Extra/><Declarations><Declaration>"
+        b"<ItemReference>EAD999</ItemReference><OperatorId>XX</OperatorId><Version>1</Version>"
+        b"<Item>" + body
+    )
+
+
 @pytest.mark.parametrize(
-    "damage", [_two_items, _text_after, _smuggled_declaration, _declaration_closed_early]
+    "damage",
+    [
+        _two_items,
+        _text_after,
+        _smuggled_declaration,
+        _declaration_closed_early,
+        _text_between_declarations,
+        _element_after_the_declarations,
+    ],
 )
-def test_stored_bytes_that_are_not_one_item_are_refused(damage: Callable[[bytes], bytes]) -> None:
-    """Whatever the damaged bytes would make of the assembled document, the batch is refused
-    with an error naming the stored item, as when it is parsed on its own."""
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_stored_bytes_that_are_not_one_item_are_refused(
+    damage: Callable[[bytes], bytes], position: int
+) -> None:
+    """Whatever the damaged bytes would make of the assembled document, wherever the item
+    is, the batch is refused with an error naming the stored item, as when it is parsed on
+    its own."""
     declared = entries(3)
-    bad = dataclasses.replace(declared[1], item_xml=damage(declared[1].item_xml))
+    bad = dataclasses.replace(declared[position], item_xml=damage(declared[position].item_xml))
+    declared[position] = bad
     with pytest.raises(InvalidMessage) as caught:
-        batch([declared[0], bad, declared[2]])
+        batch(declared)
     assert caught.value.context["reference"] == bad.reference
