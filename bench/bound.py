@@ -97,7 +97,14 @@ async def _bound(batches: Sequence[Batch], ring: KeyRing, directory: Path) -> tu
         await store.close()
 
 
-def run(batches: Sequence[Batch], ring: KeyRing) -> tuple[int, float]:
-    """(accepted items, seconds) of the bound over ``batches``."""
-    with tempfile.TemporaryDirectory(prefix="ead-bench-bound-") as directory:
-        return asyncio.run(_bound(batches, ring, Path(directory)))
+def run(batches: Sequence[Batch], ring: KeyRing, repeat: int = 1) -> tuple[int, float]:
+    """(accepted items, seconds) of the bound over ``batches``: the fastest of ``repeat`` runs,
+    each on a fresh database (the one least disturbed by other work on the machine)."""
+    best: tuple[int, float] | None = None
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="ead-bench-bound-") as directory:
+            result = asyncio.run(_bound(batches, ring, Path(directory)))
+        if best is None or result[1] < best[1]:
+            best = result
+    assert best is not None, "repeat must be at least 1"
+    return best
