@@ -309,23 +309,30 @@ async def test_two_replicas_run_each_tick_exactly_once(tmp_path: Path) -> None:
             directory.mkdir()
             configs.append(write_config(directory, database, free_port(), pull_every=1))
         assert cli("db", "upgrade", "--config", str(configs[0])).returncode == 0
-        with (
-            service(configs[0], tmp_path / "a.log"),
-            service(configs[1], tmp_path / "b.log"),
-        ):
-            await asyncio.sleep(6)
         engine = create_async_engine(database)
+        query = sa.text("SELECT fire_time, owner FROM schedule_ticks ORDER BY fire_time")
         try:
+            with (
+                service(configs[0], tmp_path / "a.log"),
+                service(configs[1], tmp_path / "b.log"),
+            ):
+                # Both replicas up and ticking for a few slots; on a loaded machine startup
+                # alone can take seconds, so wait for the ticks (a hang guard, not a timing).
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    async with engine.connect() as connection:
+                        ticks = len((await connection.execute(query)).all())
+                    if ticks >= 5:
+                        break
+                    await asyncio.sleep(0.5)
             async with engine.connect() as connection:
-                rows = (
-                    await connection.execute(
-                        sa.text("SELECT fire_time, owner FROM schedule_ticks ORDER BY fire_time")
-                    )
-                ).all()
+                rows = (await connection.execute(query)).all()
         finally:
             await engine.dispose()
         logs = [(tmp_path / f"{r}.log").read_text() for r in ("a", "b")]
         runs = sum(log.count("pull.finished") for log in logs)
         fire_times = [row.fire_time for row in rows]
         assert len(fire_times) == len(set(fire_times)) >= 3
-        assert runs == len(rows), (runs, len(rows))
+        # Never more runs than claimed ticks; the kill at the end may cut one pull short per
+        # replica (claimed, not yet logged as finished).
+        assert len(rows) - 2 <= runs <= len(rows), (runs, len(rows))
