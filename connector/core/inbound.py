@@ -5,9 +5,10 @@ Validation goes in three passes over one hardened parse:
 1. the schema: lxml's XMLSchema checks the whole document at C speed. A valid batch is at
    most :data:`VALID_DEPTH` elements deep, so the parser's depth probe (a walk over every
    element) runs only when the batch is invalid, before anything else reads the tree;
-2. the envelope (root, header, item count): a fault here rejects the batch whole; when the
-   schema found faults, its error paths name the faulty items, and only those are re-checked
-   with xmlschema for precise, itemized messages;
+2. for an invalid batch, the envelope (root, header, item count; a valid batch has its shape
+   by the schema): a fault here rejects the batch whole. Then the schema's error paths name
+   the faulty items, and only those are re-checked with xmlschema for precise, itemized
+   messages;
 3. the business rules (:mod:`connector.core.rules`) on the items the schema accepted.
 
 A bad item never rejects the good items beside it.
@@ -42,7 +43,7 @@ from connector.errors import EnvelopeInvalid, MessageKindUnknown
 
 __all__ = ["MAX_ITEMS", "VALID_DEPTH", "ValidationReport", "postal_item", "validate_item_batch"]
 
-#: Most items one batch may carry (the XSD's bound; an envelope fault beyond it).
+#: Most items one batch may carry (the XSD's bound: an envelope fault beyond it).
 MAX_ITEMS = 10_000
 
 #: Depth of the deepest element a schema-valid item batch can hold
@@ -111,7 +112,9 @@ def validate_item_batch(
     if root.tag != _KIND.root_tag:
         kind = MessageKind.of_root(root.tag)
         raise MessageKindUnknown(f"expected an item batch, got a {kind.value} message")
-    header_node, items = _envelope(root)
+    # A valid batch has the envelope's shape by its schema: Header, then Items holding 1 to
+    # MAX_ITEMS Item elements. Only an invalid one is checked (two walks over the items).
+    header_node, items = root if valid else _envelope(root)
     item_list = list(items)
     errors: list[ItemError] = []
     if not valid:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from connector.core import xmlsafe
-from connector.core.inbound import VALID_DEPTH, validate_item_batch
+from connector.core.inbound import MAX_ITEMS, VALID_DEPTH, validate_item_batch
 from connector.core.rules import PathFinder, element_path
 from connector.core.schemas import MessageKind, default_registry
 from connector.core.xmlsafe import ParseLimits, check_depth, parse_xml
@@ -246,3 +246,20 @@ def test_an_importer_with_only_an_eori_is_not_judged_as_an_ioss_number() -> None
     importer[0].tag = f"{NS}Eori"
     importer[0].text = "DE123456789012345"
     assert validate_item_batch(_bytes(tree)).errors == ()
+
+
+def test_a_schema_valid_batch_has_the_envelope_shape() -> None:
+    """The envelope check is skipped for a valid batch: the schema must imply it."""
+    schema = default_registry().xmlschema(MessageKind.ITEM_BATCH)
+    root = schema.elements[MessageKind.ITEM_BATCH.root]
+    header, items = root.type.content.iter_elements()
+    assert (header.local_name, items.local_name) == ("Header", "Items")
+    assert (header.min_occurs, header.max_occurs, items.min_occurs, items.max_occurs) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    (item,) = items.type.content.iter_elements()
+    assert item.local_name == "Item"
+    assert (item.min_occurs, item.max_occurs) == (1, MAX_ITEMS)
