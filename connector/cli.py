@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import ssl
@@ -235,6 +236,19 @@ def _server_ssl(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+def _settle_heap() -> None:
+    """Move what start-up allocated out of the collector's way, and collect less often.
+
+    After start-up ~140,000 long-lived objects (schemas, settings, the app) sit in the
+    oldest generation, and each full collection walked them all (100-160 ms, twice per
+    ~20 pushed batches). Frozen, they are never scanned again; the larger thresholds suit a
+    service that allocates in bursts of whole batches.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
 async def _run_worker(settings: Settings) -> int:
     """The background stages only (pulls, forwarding), until SIGTERM or SIGINT."""
     import signal
@@ -246,6 +260,7 @@ async def _run_worker(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    _settle_heap()
     connector.start()
     print("worker running (pulls and forwarding; no HTTP API)", file=sys.stderr, flush=True)
     try:
@@ -274,7 +289,9 @@ def _serve(settings: Settings, role: str) -> int:
 
     async def make_app() -> web.Application:
         connector = await open_connector(settings)
-        return await build_app(connector, schedule=background, forward=background)
+        app = await build_app(connector, schedule=background, forward=background)
+        _settle_heap()
+        return app
 
     web.run_app(
         make_app(),
