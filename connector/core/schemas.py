@@ -4,7 +4,8 @@ Schemas are resolved from the package (``connector/_xsd`` in an installed wheel,
 repository's ``xsd/`` in a checkout) or from an explicit directory, never from the current
 directory. Each schema is compiled at first use and cached: xmlschema once per process behind
 a lock, lxml once per thread (an lxml validator keeps its error log on the instance, so one
-instance must not validate in two threads at once).
+instance must not validate in two threads at once); lxml compilations take turns on one
+process-wide lock, as libxml2's schema compiler is not thread-safe.
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ class _Compiled:
     xmlschema: Any  # xmlschema.XMLSchema10 (untyped library)
 
 
+_LXML_COMPILE_LOCK = threading.Lock()
+"""Held while libxml2 compiles a schema, in any registry of the process."""
+
+
 class SchemaRegistry:
     """Compiles each message schema once and hands out validators."""
 
@@ -123,7 +128,11 @@ class SchemaRegistry:
             parser = etree.XMLParser(
                 resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
             )
-            schema = etree.XMLSchema(etree.parse(str(self.path(kind)), parser))
+            # libxml2's schema compiler sets up process-wide built-in type tables and is not
+            # safe in two threads at once (seen: every later compile and validation failed
+            # with "not a built-in type"); compilations take turns, validations do not.
+            with _LXML_COMPILE_LOCK:
+                schema = etree.XMLSchema(etree.parse(str(self.path(kind)), parser))
             cache[kind] = schema
         return schema
 

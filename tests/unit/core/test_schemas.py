@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,3 +57,43 @@ def test_concurrent_first_use_compiles_once_and_validates_correctly() -> None:
         results = list(pool.map(use, range(32)))
     assert len({identity for identity, _, _ in results}) == 1
     assert all(lxml_ok and xs_ok for _, lxml_ok, xs_ok in results)
+
+
+def test_lxml_compilations_in_many_threads_take_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libxml2's schema compiler is not thread-safe: two threads never compile at once, and
+    every thread still gets its own working validator."""
+    real = etree.XMLSchema
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+
+    def compile_slowly(*args: object, **kwargs: object) -> etree.XMLSchema:
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.01)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                inside -= 1
+
+    monkeypatch.setattr(etree, "XMLSchema", compile_slowly)
+    registry = SchemaRegistry()
+    start = threading.Barrier(6)
+    results: list[bool] = []
+
+    def work() -> None:
+        start.wait()
+        for kind in (MessageKind.ITEM_BATCH, MessageKind.ITEM_NOTICE):
+            validator = registry.lxml(kind)
+            results.append(validator.validate(etree.fromstring(b"<nothing/>")))
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == 1
+    assert results == [False] * 12
