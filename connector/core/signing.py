@@ -207,7 +207,7 @@ def sign(xml: bytes | etree._Element, key: SigningKey) -> bytes:
         InvalidMessage: the document cannot be signed: unsafe or malformed bytes (an ``Xml*``
             subclass), a ``ds:Signature`` already present, a root ``Id``/``ID`` attribute
             (signxml would then sign only ``#id``), or a processing instruction (the hardened
-            parser drops them, so the signature would not verify).
+            parser refuses them, so the signed document could not be read back).
     """
     root = parse_xml(xml) if isinstance(xml, bytes) else xml
     if not isinstance(root, etree._Element):
