@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ from signxml.algorithms import (
 )
 from signxml.exceptions import InvalidCertificate, InvalidDigest, SignXMLException
 from signxml.signer import SignatureReference, XMLSigner
+from signxml.util import strip_pem_header
 from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from connector.core.xmlsafe import DEFAULT_LIMITS, ParseLimits, parse_xml
@@ -77,6 +80,9 @@ PrivateKey: TypeAlias = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
 _DS_SIGNATURE: Final = f"{{{DS_NS}}}Signature"
+_DS_KEY_INFO: Final = f"{{{DS_NS}}}KeyInfo"
+_DS_X509_DATA: Final = f"{{{DS_NS}}}X509Data"
+_DS_X509_CERTIFICATE: Final = f"{{{DS_NS}}}X509Certificate"
 _NS: Final = {"ds": DS_NS}
 
 ALLOWED_SIGNATURE_METHODS: Final = frozenset(
@@ -219,7 +225,12 @@ def sign(xml: bytes | etree._Element, key: SigningKey) -> bytes:
         digest_algorithm=_SIGN_DIGEST,
         c14n_algorithm=_SIGN_C14N,
     )
-    signer.sign(root, key=key.private_key, cert=[key.certificate])
+    signer.sign(
+        root,
+        key=key.private_key,
+        cert=[key.certificate],
+        key_info=copy.deepcopy(_key_info(key.certificate)),
+    )
     signature = signer.signature
     root.append(signature)  # after the digest was taken, as the enveloped transform implies
     try:
@@ -246,6 +257,30 @@ class _InPlaceEnvelopedSigner(XMLSigner):
     ):
         self.signature = etree.Element(_DS_SIGNATURE, nsmap=self.namespaces)
         return self.signature, data, [data], [SignatureReference(URI="")]
+
+    def _ds_tag(self, tag: str) -> etree.QName:
+        # signxml builds a new QName (and looks up its namespace map) for each of the ~13
+        # elements of every signature; the ``ds`` prefix is always declared here, so the
+        # names are the same every time.
+        qname = _DS_QNAMES.get(tag)
+        if qname is None:
+            qname = _DS_QNAMES[tag] = etree.QName(DS_NS, tag)
+        return qname
+
+
+_DS_QNAMES: dict[str, etree.QName] = {}
+
+
+@functools.lru_cache(maxsize=32)
+def _key_info(certificate: x509.Certificate) -> etree._Element:
+    """The ``ds:KeyInfo`` signxml writes for ``certificate``, built once per certificate
+    (each signature gets a copy: the base64 of the certificate is the same every time)."""
+    key_info = etree.Element(_DS_KEY_INFO, nsmap={"ds": DS_NS})
+    data = etree.SubElement(key_info, _DS_X509_DATA)
+    pem = certificate.public_bytes(Encoding.PEM)
+    text: str = strip_pem_header(pem)  # type: ignore[no-untyped-call]
+    etree.SubElement(data, _DS_X509_CERTIFICATE).text = text
+    return key_info
 
 
 def _check_signable(root: etree._Element) -> None:

@@ -198,7 +198,9 @@ def test_sign_accepts_an_element_and_leaves_it_unchanged(keys: Keys, document: b
 
 
 @pytest.mark.parametrize("kind", ["rsa2048", "rsa3072"])
-@pytest.mark.parametrize("message", ["customs-response.xml", "declaration-batch.xml"])
+@pytest.mark.parametrize(
+    "message", ["customs-response.xml", "declaration-batch.xml", "item-notice.xml"]
+)
 def test_signing_in_place_gives_the_bytes_of_signxml_own_path(
     keys: Keys, kind: str, message: str
 ) -> None:
@@ -218,6 +220,7 @@ def test_signing_in_place_gives_the_bytes_of_signxml_own_path(
     ).sign(etree.fromstring(data), key=key.private_key, cert=[key.certificate])
     expected = etree.tostring(reference, xml_declaration=True, encoding="UTF-8")
     assert sign(data, key) == expected
+    assert sign(data, key) == expected  # the per-certificate KeyInfo is copied, not moved
 
 
 def test_the_key_object_is_used_directly(
