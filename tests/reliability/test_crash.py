@@ -37,7 +37,7 @@ import pytest
 
 from connector.core.notices import ItemNotice
 from connector.sample import generate_batch
-from tests.e2e.test_service import OPERATOR, PG_URL, TOKEN, accepted_ids, fresh_postgres_database
+from tests.e2e.test_service import OPERATOR, PG_URL, TOKEN, fresh_postgres_database
 from tests.reliability.world import (
     LEASE_S,
     SOAK_KILLS,
@@ -45,7 +45,9 @@ from tests.reliability.world import (
     World,
     item_states,
     plan_for,
+    push_batch,
     reference_of,
+    until,
 )
 
 pytestmark = pytest.mark.reliability
@@ -88,19 +90,12 @@ class Run:
             if "intake" in self.armed:
                 self.armed.discard("intake")
                 self.kill_soon()
-            try:
-                async with self.http.post(
-                    f"{self.service.base}/v1/batches",
-                    data=pending,
-                    headers={"Content-Type": "application/xml", "Accept": "application/json"},
-                ) as response:
-                    if response.status == 200:
-                        self.acknowledged |= accepted_ids(await response.json())
-                        pending = None
-                    else:
-                        self.pushes_interrupted += 1
-            except (aiohttp.ClientError, TimeoutError):
+            accepted = await push_batch(self.http, self.service.base, pending)
+            if accepted is None:
                 self.pushes_interrupted += 1
+            else:
+                self.acknowledged |= accepted
+                pending = None
             await asyncio.sleep(0.1)
 
     async def decider(self) -> None:
@@ -140,16 +135,6 @@ async def _world(tmp_path: Path) -> AsyncIterator[World]:
         yield world
     finally:
         await world.close()
-
-
-async def _until(condition: object, what: str, timeout_s: float) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout_s  # a hang guard, not a speed assertion
-    while time.monotonic() < deadline:
-        if await condition():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def _crash_run(tmp_path: Path, database_url: str, seed: int) -> dict[str, int]:
@@ -204,7 +189,7 @@ async def _crash_run(tmp_path: Path, database_url: str, seed: int) -> dict[str, 
                 return all(states.get(item, ("",))[0] == "NOTIFIED" for item in acknowledged)
 
             try:
-                await _until(finished, "every acknowledged item decided and notified", TIMEOUT)
+                await until(finished, "every acknowledged item decided and notified", TIMEOUT)
             except AssertionError as error:
                 raise AssertionError(f"{error}: {_diagnosis(world, acknowledged)}") from None
         finally:

@@ -25,7 +25,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -49,24 +49,19 @@ from tests.e2e.test_service import (
     count_items,
     fresh_postgres_database,
 )
-from tests.reliability.world import ADMIN_TOKEN, SOAK_KILLS, World, outbox_pending
+from tests.reliability.world import (
+    ADMIN_TOKEN,
+    SOAK_KILLS,
+    XML_JSON,
+    World,
+    outbox_pending,
+    until,
+)
 
 pytestmark = pytest.mark.reliability
 
 OUTAGE_S = float(os.environ.get("CONNECTOR_SOAK_OUTAGE_SECONDS") or (120 if SOAK_KILLS else 3))
 CUTS = 10 if SOAK_KILLS else 3
-XML_JSON = {"Content-Type": "application/xml", "Accept": "application/json"}
-
-
-async def _until(
-    condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 120
-) -> None:
-    deadline = time.monotonic() + timeout_s  # a hang guard, not a speed assertion
-    while time.monotonic() < deadline:
-        if await condition():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -150,7 +145,7 @@ async def test_customs_outage_builds_a_backlog_that_drains_after_recovery(
         async def drained() -> bool:
             return await outbox_pending(http, service.base) == 0
 
-        await _until(drained, "the backlog to drain")
+        await until(drained, "the backlog to drain")
         assert set(world.customs.declarations.values()) >= acknowledged
         assert await _metric(http, service.base, "ead_dead_letters") == 0
         assert service.alive()
@@ -208,7 +203,7 @@ async def test_postgresql_connections_cut_under_load_recover_without_restart(
             async def forwarded() -> bool:
                 return set(world.customs.declarations.values()) >= acknowledged
 
-            await _until(forwarded, "everything acknowledged to reach Customs")
+            await until(forwarded, "everything acknowledged to reach Customs")
             async with http.get(f"{service.base}/readyz") as ready:
                 assert ready.status == 200
             assert service.alive()

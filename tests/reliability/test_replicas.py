@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from connector.core.notices import ItemNotice
 from connector.peers.customs import _Checked
 from connector.sample import generate_batch
-from tests.e2e.test_service import OPERATOR, PG_URL, TOKEN, accepted_ids, fresh_postgres_database
+from tests.e2e.test_service import OPERATOR, PG_URL, TOKEN, fresh_postgres_database
 from tests.reliability.world import (
     LEASE_S,
     SOAK_KILLS,
@@ -57,6 +57,7 @@ from tests.reliability.world import (
     World,
     item_states,
     plan_for,
+    push_batch,
     reference_of,
 )
 
@@ -191,19 +192,12 @@ class Cluster:
                 ).xml
             service = self.target(home)
             if service is not None:
-                try:
-                    async with self.http.post(
-                        f"{service.base}/v1/batches",
-                        data=pending,
-                        headers={"Content-Type": "application/xml", "Accept": "application/json"},
-                    ) as response:
-                        if response.status == 200:
-                            self.acknowledged |= accepted_ids(await response.json())
-                            pending = None
-                        else:
-                            self.pushes_interrupted += 1
-                except (aiohttp.ClientError, TimeoutError):
+                accepted = await push_batch(self.http, service.base, pending)
+                if accepted is None:
                     self.pushes_interrupted += 1
+                else:
+                    self.acknowledged |= accepted
+                    pending = None
             await asyncio.sleep(PUSH_PAUSE_S)
 
     async def decider(self, rng: random.Random) -> None:

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from connector.peers.customs import MockCustoms, _Checked
 from connector.peers.operator import MockOperator
 from connector.peers.tls import LoopbackPki
 from connector.sample_data import DESTINATION_WEIGHT
-from tests.e2e.test_service import OPERATOR, TOKEN, cli, free_port
+from tests.e2e.test_service import OPERATOR, TOKEN, accepted_ids, cli, free_port
 
 D = CustomsDecision
 PASSPHRASE = "reliability key passphrase"
@@ -343,3 +343,29 @@ __all__ = [
     "plan_for",
     "reference_of",
 ]
+
+
+XML_JSON = {"Content-Type": "application/xml", "Accept": "application/json"}
+
+
+async def push_batch(http: aiohttp.ClientSession, base: str, data: bytes) -> set[str] | None:
+    """POST one item batch: the accepted item ids on 200, None when refused or cut off."""
+    try:
+        async with http.post(f"{base}/v1/batches", data=data, headers=XML_JSON) as response:
+            if response.status == 200:
+                return accepted_ids(await response.json())
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+    return None
+
+
+async def until(
+    condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 120
+) -> None:
+    """Poll ``condition`` every 0.2 s until it holds; fail naming ``what`` after the timeout."""
+    deadline = time.monotonic() + timeout_s  # a hang guard, not a speed assertion
+    while time.monotonic() < deadline:
+        if await condition():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
