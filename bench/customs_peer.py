@@ -20,7 +20,6 @@ import itertools
 import json
 import logging
 import os
-import signal
 import sys
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -32,9 +31,9 @@ from aiohttp import web
 
 from connector.adapters.keystore import KeyRing, load_certificate
 from connector.core.model import CustomsDecision
-from connector.core.schemas import MessageKind, default_registry
 from connector.peers.customs import MockCustoms, _Checked
 from connector.peers.tls import LoopbackPki
+from connector.shutdown import stop_on_signals
 
 __all__ = ["ReleasingCustoms", "main"]
 
@@ -117,11 +116,8 @@ class ReleasingCustoms(MockCustoms):
 
     def stats(self) -> dict[str, object]:
         return {
+            **super().stats(),
             "refused_batches": dict(Counter(self.refusals)),
-            "requests": self.requests,
-            "batches": len(self.batches),
-            "declarations": len(self.declarations),
-            "duplicates": self.duplicates,
             "released": self.released,
             "responses": self.responses_sent,
             "send_failures": self.send_failures,
@@ -142,20 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _compile_schemas() -> None:
-    """Compile every schema once on the main thread before requests come.
-
-    The first schema compilations of a process, run at once in two worker threads (the
-    first two batches), were seen to leave libxml2 unable to compile any schema afterwards
-    ("the given type is not a built-in type"): every later batch was refused.
-    """
-    registry = default_registry()
-    for kind in MessageKind:
-        registry.lxml(kind)
-
-
 async def _serve(args: argparse.Namespace, passphrase: bytes) -> int:
-    _compile_schemas()
     pki = LoopbackPki.load(args.pki)
     mock = ReleasingCustoms(
         KeyRing.load(args.keys, passphrase).active,
@@ -166,10 +149,7 @@ async def _serve(args: argparse.Namespace, passphrase: bytes) -> int:
         callbacks=args.callback,
         chunk=args.chunk,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     async with mock:
         senders = asyncio.create_task(mock.run_senders(stop))
         print(f"READY {mock.declarations_url}", flush=True)

@@ -251,15 +251,11 @@ def _settle_heap() -> None:
 
 async def _run_worker(settings: Settings) -> int:
     """The background stages only (pulls, forwarding), until SIGTERM or SIGINT."""
-    import signal
-
     from connector.app import open_connector
+    from connector.shutdown import stop_on_signals
 
     connector = await open_connector(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     _settle_heap()
     connector.start()
     print("worker running (pulls and forwarding; no HTTP API)", file=sys.stderr, flush=True)

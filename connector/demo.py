@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import json
 import secrets
-import signal
 import statistics
 import sys
 import tempfile
@@ -55,6 +54,7 @@ from connector.peers.tls import LoopbackPki
 from connector.sample import generate_batch
 from connector.sample_data import DESTINATION_WEIGHT
 from connector.settings import Settings, validate_settings
+from connector.shutdown import stop_on_signals
 
 __all__ = ["DemoOptions", "DemoResult", "run_demo"]
 
@@ -615,8 +615,4 @@ async def _keep(demo: _Demo, workdir: Path, out: TextIO) -> None:
     path = Path.cwd() / "demo.json"
     path.write_text(json.dumps(info, indent=2), encoding="utf-8")
     print(f"demo running; details in {path}; Ctrl-C stops it", file=out, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    await stop_on_signals().wait()

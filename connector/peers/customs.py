@@ -315,6 +315,15 @@ class MockCustoms:
         """The certificate receipts are signed with: pin it in the connector."""
         return self.signing_key.certificate
 
+    def stats(self) -> dict[str, object]:
+        """What it received so far: requests, batches, declarations stored, duplicates."""
+        return {
+            "requests": self.requests,
+            "batches": len(self.batches),
+            "declarations": len(self.declarations),
+            "duplicates": self.duplicates,
+        }
+
     # --- lifecycle ------------------------------------------------------------------------
 
     @property

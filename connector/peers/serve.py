@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import structlog
 from connector.adapters.keystore import KeyRing, load_certificate
 from connector.peers.customs import MockCustoms
 from connector.peers.tls import LoopbackPki
+from connector.shutdown import stop_on_signals
 
 __all__ = ["main"]
 
@@ -58,20 +58,11 @@ async def _serve_customs(args: argparse.Namespace, passphrase: bytes) -> int:
         destination=args.destination,
         port=args.port,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     async with mock:
         print(f"READY {mock.declarations_url}", flush=True)
         await stop.wait()
-    stats = {
-        "requests": mock.requests,
-        "batches": len(mock.batches),
-        "declarations": len(mock.declarations),
-        "duplicates": mock.duplicates,
-    }
-    print(f"STATS {json.dumps(stats, sort_keys=True)}", flush=True)
+    print(f"STATS {json.dumps(mock.stats(), sort_keys=True)}", flush=True)
     return 0
 
 
