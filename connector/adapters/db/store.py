@@ -364,11 +364,13 @@ def _notice_row(
     }
 
 
-def _failure_values(error: str, decision: RetryDecision) -> dict[str, Any]:
-    """The outbox columns after a failed attempt: one more attempt, pending again at
-    ``retry_at`` or dead, the lease given up."""
+def _failure_values(
+    error: str, decision: RetryDecision, table: sa.Table = _OUTBOX
+) -> dict[str, Any]:
+    """The columns of an outbox (or notice) row after a failed attempt: one more attempt,
+    pending again at ``retry_at`` or dead, the lease given up."""
     values: dict[str, Any] = {
-        "attempts": _OUTBOX.c.attempts + 1,
+        "attempts": table.c.attempts + 1,
         "last_error": error,
         "lease_until": None,
     }
@@ -2173,17 +2175,8 @@ class SqlItemStore:
         at: datetime,
     ) -> int:
         """Count a failed attempt of ``owner``'s notices: pending again later, or dead."""
-        notices = tables.NOTICES
-        values: dict[str, Any] = {
-            "attempts": notices.c.attempts + 1,
-            "last_error": error if not decision.dead else f"{error}; {decision.reason}",
-            "lease_until": None,
-        }
-        if decision.dead:
-            values["status"] = _DEAD
-        else:
-            assert decision.retry_at is not None
-            values |= {"status": _PENDING, "next_attempt_at": decision.retry_at}
+        last_error = error if not decision.dead else f"{error}; {decision.reason}"
+        values = _failure_values(last_error, decision, tables.NOTICES)
         with db_engine.wrap_errors("recording a notice delivery failure"):
             async with self._write() as session, session.begin():
                 taken = await self._update_owned_notices(
