@@ -186,15 +186,16 @@ def parse_xml(
     if not isinstance(data, bytes):
         raise TypeError(f"parse_xml() takes bytes, not {type(data).__name__}")
     check_size(len(data), limits)
-    start = _check_encoding(data)
+    start, after_declaration = _check_encoding(data)
     _reject_doctype_in_prolog(data, start)
     root = _parse(data, limits)
-    _check_tree(root, data, start, limits if depth else None)
+    _check_tree(root, data, after_declaration, limits if depth else None)
     return root
 
 
-def _check_encoding(data: bytes) -> int:
-    """Return where the document starts after a UTF-8 byte order mark; reject the rest."""
+def _check_encoding(data: bytes) -> tuple[int, int]:
+    """Return where the document starts after a UTF-8 byte order mark and where its XML
+    declaration, if any, ends (else the start again); reject every other encoding."""
     for bom, name in _FOREIGN_BOMS:
         if data.startswith(bom):
             raise XmlEncodingUnsupported(
@@ -212,17 +213,20 @@ def _check_encoding(data: bytes) -> int:
         raise XmlEncodingUnsupported(
             "The message is EBCDIC-encoded; only UTF-8 is accepted.", encoding="EBCDIC"
         )
-    declared = _declared_encoding(data, start)
+    end = _declaration_end(data, start)
+    if end is None:
+        return start, start
+    declared = _declared_encoding(data, start, end)
     if declared is not None and declared.lower() != b"utf-8":
         name = _printable(declared.decode("ascii", "replace"), 40)
         raise XmlEncodingUnsupported(
             f"The message declares encoding {name!r}; only UTF-8 is accepted.", encoding=name
         )
-    return start
+    return start, end + 2
 
 
-def _declared_encoding(data: bytes, start: int) -> bytes | None:
-    """Return the encoding pseudo-attribute of an XML declaration at ``start``, if any."""
+def _declaration_end(data: bytes, start: int) -> int | None:
+    """Where the ``?>`` of an XML declaration at ``start`` is; None without a declaration."""
     if not data.startswith(b"<?xml", start) or data[start + 5 : start + 6] not in _XML_SPACE:
         return None
     end = data.find(b"?>", start, start + _MAX_DECLARATION_BYTES)
@@ -232,6 +236,11 @@ def _declared_encoding(data: bytes, start: int) -> bytes | None:
             line=1,
             column=1,
         )
+    return end
+
+
+def _declared_encoding(data: bytes, start: int, end: int) -> bytes | None:
+    """Return the encoding pseudo-attribute of the XML declaration ``data[start:end]``."""
     match = _ENCODING_PSEUDO_ATTR.search(data, start, end)
     if match is None:
         return None
@@ -291,9 +300,12 @@ def _translate(exc: etree.XMLSyntaxError, limits: ParseLimits) -> InvalidMessage
     )
 
 
-def _check_tree(root: etree._Element, data: bytes, start: int, limits: ParseLimits | None) -> None:
+def _check_tree(
+    root: etree._Element, data: bytes, after_declaration: int, limits: ParseLimits | None
+) -> None:
     """Re-check the parsed tree: no DTD, entity reference node or processing instruction,
-    and (given ``limits``) depth within the limit."""
+    and (given ``limits``) depth within the limit. ``after_declaration``: where the bytes
+    after the XML declaration (if any) begin."""
     docinfo = root.getroottree().docinfo
     if (
         docinfo.internalDTD is not None
@@ -308,9 +320,7 @@ def _check_tree(root: etree._Element, data: bytes, start: int, limits: ParseLimi
     # or CDATA section): only then is the tree searched. A ``?`` past the declaration is
     # looked for first: that search runs at memchr speed, while one for ``<?`` stops at every
     # ``<``, and most documents hold no ``?`` at all.
-    declaration = data.startswith(b"<?xml", start) and data[start + 5 : start + 6] in _XML_SPACE
-    after = data.find(b"?>", start, start + _MAX_DECLARATION_BYTES) + 2 if declaration else start
-    if data.find(b"?", after) >= 0 and data.find(b"<?", start + 5 if declaration else start) >= 0:
+    if data.find(b"?", after_declaration) >= 0 and data.find(b"<?", after_declaration) >= 0:
         instruction = next(
             itertools.chain(
                 root.itersiblings(etree.PI, preceding=True),
