@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,15 +28,6 @@ D = CustomsDecision
 PROTOCOL = Path(__file__).resolve().parents[1] / "data" / "attacks" / "protocol"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 _counter = iter(range(1, 1_000_000))
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
-    app = Served()
-    try:
-        yield app
-    finally:
-        app.close()
 
 
 def _good_traffic_still_flows(served: Served) -> None:

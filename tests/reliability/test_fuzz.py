@@ -81,15 +81,6 @@ def mutated(draw: st.DrawFn, document: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
-    app = Served()
-    try:
-        yield app
-    finally:
-        app.close()
-
-
-@pytest.fixture(scope="module")
 def genuine_response(served: Served) -> bytes:
     """One response Customs really signed: RELEASE on item 1 (mutations start from it)."""
     return served.rig.body((1, D.RELEASE))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from lxml import etree
 
@@ -138,3 +139,13 @@ async def gateway_for(
     yield factory
     for gateway in factory.opened:
         await gateway.close()
+
+
+@pytest.fixture
+async def http(
+    pki: LoopbackPki, client_cert: IssuedCertificate
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp client with the connector's client certificate."""
+    connector = aiohttp.TCPConnector(ssl=pki.client_context(client_cert))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield session

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -12,21 +11,11 @@ import pytest
 from connector.core import signing
 from connector.errors import ConfigurationError
 from connector.peers.customs import MODES, MockCustoms
-from connector.peers.tls import IssuedCertificate, LoopbackPki
+from connector.peers.tls import LoopbackPki
 
 from .conftest import DESTINATION, MESSAGES, GatewayFactory, Keys, signed_batch
 
 XML = {"Content-Type": "application/xml"}
-
-
-@pytest.fixture
-async def http(
-    pki: LoopbackPki, client_cert: IssuedCertificate
-) -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain aiohttp client with the connector's client certificate."""
-    connector = aiohttp.TCPConnector(ssl=pki.client_context(client_cert))
-    async with aiohttp.ClientSession(connector=connector) as session:
-        yield session
 
 
 async def _post(

@@ -12,7 +12,7 @@ import base64
 import copy
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -25,21 +25,11 @@ from signxml.signer import XMLSigner
 from connector.adapters import keystore
 from connector.core import signing
 from connector.peers.customs import MockCustoms
-from connector.peers.tls import IssuedCertificate, LoopbackPki
 
 from .conftest import Keys, new_key, signed_batch
 
 DS = signing.DS_NS
 XML = {"Content-Type": "application/xml"}
-
-
-@pytest.fixture
-async def http(
-    pki: LoopbackPki, client_cert: IssuedCertificate
-) -> AsyncIterator[aiohttp.ClientSession]:
-    connector = aiohttp.TCPConnector(ssl=pki.client_context(client_cert))
-    async with aiohttp.ClientSession(connector=connector) as session:
-        yield session
 
 
 async def _post(http: aiohttp.ClientSession, customs: MockCustoms, body: bytes) -> tuple[int, str]:
