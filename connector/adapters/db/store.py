@@ -452,11 +452,20 @@ async def _bulk_values(
     ]
     parameters: list[Any] = values
     if converters:
+        # The rows of one intake share their timestamps: each distinct object is converted
+        # once (the converters are pure, and the values immutable).
+        last: dict[int, tuple[object, object]] = {}
         parameters = []
         for row in values:
             converted = list(row)
             for position, convert in converters:
-                converted[position] = convert(converted[position])
+                value = converted[position]
+                seen = last.get(position)
+                if seen is not None and seen[0] is value:
+                    converted[position] = seen[1]
+                else:
+                    converted[position] = stored = convert(value)
+                    last[position] = (value, stored)
             parameters.append(tuple(converted))
     quote = dialect.identifier_preparer.quote
     into = f"{quote(table.name)} ({', '.join(quote(name) for name in names)})"
