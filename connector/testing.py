@@ -198,7 +198,9 @@ class InMemoryItemStore:
                 key = (intake.operator_id, incoming.item_id)
                 existing = self.items.get(key)
                 if existing is None:
-                    reference = item_reference(intake.operator_id, incoming.item_id)
+                    reference = incoming.reference or item_reference(
+                        intake.operator_id, incoming.item_id
+                    )
                     self.items[key] = StoredItem(
                         reference=reference,
                         operator_id=intake.operator_id,

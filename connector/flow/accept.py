@@ -14,7 +14,7 @@ finding is listed with its item in the acknowledgement.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,23 +26,27 @@ from connector.core.inbound import ValidationReport, validate_item_batch
 from connector.core.model import (
     AckItem,
     Acknowledgement,
+    BatchHeader,
     IncomingItem,
     Intake,
     IntakeResult,
     IntakeStatus,
     ItemError,
 )
-from connector.core.references import digest
-from connector.core.rules import element_path
+from connector.core.references import digest, item_reference
+from connector.core.rules import PathFinder
 from connector.core.schemas import MessageKind
-from connector.core.xmlsafe import DEFAULT_LIMITS, ParseLimits
+from connector.core.xmlsafe import DEFAULT_LIMITS, ParseLimits, parse_xml
 from connector.errors import Forbidden
 from connector.ports import Clock, ItemStore
 
 __all__ = [
     "AcceptService",
+    "BatchChecker",
     "CheckConfigProvider",
+    "CheckedBatch",
     "Checks",
+    "check_batch",
     "checks_of",
     "current_check_config",
     "incoming_items",
@@ -102,6 +106,7 @@ def incoming_items(
     """The accepted items of ``report`` as the store takes them (canonical bytes + digest),
     each with its findings from ``findings`` (by item index)."""
     by_index = findings or {}
+    operator_id = report.header.operator_id
     result = []
     for accepted, element in report.accepted_elements():
         item_xml = etree.tostring(element, encoding="UTF-8")
@@ -116,22 +121,52 @@ def incoming_items(
                 digest=digest(item_xml),
                 item_xml=item_xml,
                 findings=by_index.get(accepted.item_index, ()),
+                reference=item_reference(operator_id, accepted.item_id),
             )
         )
     return tuple(result)
 
 
 @dataclass(frozen=True, slots=True)
-class _Checked:
-    report: ValidationReport  # error findings merged in
+class CheckedBatch:
+    """An item batch validated and checked: what storing and acknowledging it need.
+
+    Plain values only, no parsed tree: a batch may be checked in a worker process
+    (:mod:`connector.adapters.intake_pool`) and come back pickled.
+    """
+
+    header: BatchHeader
+    item_count: int
+    errors: tuple[ItemError, ...]
+    """Validation errors and error findings, by item index."""
     incoming: tuple[IncomingItem, ...]
     findings: dict[int, tuple[Finding, ...]]
 
 
-def _validate(data: bytes, limits: ParseLimits, source: Checks) -> _Checked:
+def check_batch(data: bytes, limits: ParseLimits, source: Checks) -> CheckedBatch:
+    """Validate ``data`` as an item batch and run the checks ``source`` gives on it (CPU-bound:
+    call it off the event loop)."""
     report = validate_item_batch(data, limits=limits)
     report, findings = checks_of(report, source)
-    return _Checked(report, incoming_items(report, findings), findings)
+    return CheckedBatch(
+        report.header,
+        report.item_count,
+        report.errors,
+        incoming_items(report, findings),
+        findings,
+    )
+
+
+#: Checks one batch's bytes off the event loop (:func:`check_batch` in a thread or a process).
+BatchChecker = Callable[[bytes], Awaitable[CheckedBatch]]
+
+
+def _item_id_paths(data: bytes, limits: ParseLimits, indexes: Iterable[int]) -> dict[int, str]:
+    """The paths of the ``ItemId`` of the items at ``indexes`` (the rare conflicts): the batch
+    is parsed again rather than its tree kept, or carried back from a worker process."""
+    items = parse_xml(data, limits)[1]
+    finder = PathFinder()
+    return {index: finder(items[index][0]) for index in indexes}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +184,9 @@ class AcceptService:
     checks: Checks = None
     on_stored: Callable[[], None] | None = None
     """Called after new items were committed (the service wakes its forwarder)."""
+    checker: BatchChecker | None = None
+    """Where batches are checked; None: :func:`check_batch` in a thread of this process,
+    with ``limits`` and ``checks``."""
 
     async def accept_batch(
         self, operator_id: str, data: bytes, *, source: str = "push", cursor: str | None = None
@@ -160,9 +198,11 @@ class AcceptService:
         """
         received_at = self.clock.now()
         # CPU-heavy XML work runs off the event loop.
-        checked = await asyncio.to_thread(_validate, data, self.limits, self.checks)
-        report, incoming = checked.report, checked.incoming
-        header = report.header
+        if self.checker is None:
+            checked = await asyncio.to_thread(check_batch, data, self.limits, self.checks)
+        else:
+            checked = await self.checker(data)
+        header = checked.header
         if header.operator_id != operator_id:
             raise Forbidden(
                 f"the batch names operator {header.operator_id!r}; "
@@ -173,27 +213,34 @@ class AcceptService:
             batch_id=header.batch_id,
             received_at=received_at,
             payload_digest=digest(data),
-            item_count=report.item_count,
-            items=incoming,
-            rejected=report.errors,
+            item_count=checked.item_count,
+            items=checked.incoming,
+            rejected=checked.errors,
             source=source,
             cursor=cursor,
         )
         results = await self.store.record_intake(intake)
         if self.on_stored is not None and any(r.status is IntakeStatus.NEW for r in results):
             self.on_stored()
-        return _acknowledgement(report, intake, results, checked.findings)
+        conflicts = [r.item_index for r in results if r.status is IntakeStatus.CONFLICT]
+        paths = (
+            await asyncio.to_thread(_item_id_paths, data, self.limits, conflicts)
+            if conflicts
+            else {}
+        )
+        return _acknowledgement(checked, intake, results, paths)
 
 
 def _acknowledgement(
-    report: ValidationReport,
+    checked: CheckedBatch,
     intake: Intake,
     results: tuple[IntakeResult, ...],
-    findings: dict[int, tuple[Finding, ...]],
+    conflict_paths: dict[int, str],
 ) -> Acknowledgement:
+    findings = checked.findings
     by_index: dict[int, AckItem] = {}
     errors_by_index: dict[int, list[ItemError]] = {}
-    for error in report.errors:
+    for error in checked.errors:
         errors_by_index.setdefault(error.item_index, []).append(error)
     for index, errors in errors_by_index.items():
         by_index[index] = AckItem(
@@ -201,11 +248,10 @@ def _acknowledgement(
         )
     for result in results:
         if result.status is IntakeStatus.CONFLICT:
-            element = report.item_element(result.item_index)
             error = ItemError(
                 result.item_index,
                 result.item_id,
-                element_path(element[0]),
+                conflict_paths[result.item_index],
                 "item_conflict",
                 f"item {result.item_id} was already received with other content; "
                 "send an amendment to change it",

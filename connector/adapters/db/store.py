@@ -588,7 +588,9 @@ class SqlItemStore:
             for incoming in intake.items:
                 seen = known.get(incoming.item_id)
                 if seen is None:
-                    reference = item_reference(intake.operator_id, incoming.item_id)
+                    reference = incoming.reference or item_reference(
+                        intake.operator_id, incoming.item_id
+                    )
                     known[incoming.item_id] = (reference, incoming.digest)
                     new.append((reference, incoming))
                     status = IntakeStatus.NEW

@@ -6,7 +6,7 @@ An ``error`` finding rejects its item in the acknowledgement, as a business-rule
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
@@ -119,6 +119,12 @@ class Finding:
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
+    def __reduce__(self) -> tuple[Callable[..., Finding], tuple[object, ...]]:
+        # A mapping proxy cannot be pickled: the detail travels as a dict (findings come
+        # back from the intake's worker processes).
+        fields = (self.item_index, self.item_id, self.severity, self.code, self.path)
+        return _finding, (*fields, self.message, dict(self.detail))
+
     def as_dict(self) -> dict[str, object]:
         return {
             "item_index": self.item_index,
@@ -152,3 +158,16 @@ def merge_into_report(report: ValidationReport, findings: Iterable[Finding]) -> 
     )
     merged = sorted((*report.errors, *errors), key=lambda error: error.item_index)
     return replace(report, accepted=accepted, errors=tuple(merged))
+
+
+def _finding(
+    item_index: int,
+    item_id: str,
+    severity: Severity,
+    code: str,
+    path: str,
+    message: str,
+    detail: dict[str, DetailValue],
+) -> Finding:
+    """A :class:`Finding` from its pickled fields, the detail read-only again."""
+    return Finding(item_index, item_id, severity, code, path, message, MappingProxyType(detail))
