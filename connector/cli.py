@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import ssl
@@ -236,27 +235,16 @@ def _server_ssl(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def _settle_heap() -> None:
-    """Move what start-up allocated out of the collector's way, and collect less often.
-
-    After start-up ~140,000 long-lived objects (schemas, settings, the app) sit in the
-    oldest generation, and each full collection walked them all (100-160 ms, twice per
-    ~20 pushed batches). Frozen, they are never scanned again; the larger thresholds suit a
-    service that allocates in bursts of whole batches.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
-
-
 async def _run_worker(settings: Settings) -> int:
     """The background stages only (pulls, forwarding), until SIGTERM or SIGINT."""
     from connector.app import open_connector
+    from connector.heap import settle_heap
     from connector.shutdown import stop_on_signals
 
     connector = await open_connector(settings)
     stop = stop_on_signals()
-    _settle_heap()
+    await connector.start_intake()
+    settle_heap()
     connector.start()
     print("worker running (pulls and forwarding; no HTTP API)", file=sys.stderr, flush=True)
     try:
@@ -278,6 +266,7 @@ def _serve(settings: Settings, role: str) -> int:
     from aiohttp import web
 
     from connector.app import build_app, open_connector
+    from connector.heap import settle_heap
 
     if role == "worker":
         return asyncio.run(_run_worker(settings))
@@ -285,8 +274,9 @@ def _serve(settings: Settings, role: str) -> int:
 
     async def make_app() -> web.Application:
         connector = await open_connector(settings)
+        await connector.start_intake()
         app = await build_app(connector, schedule=background, forward=background)
-        _settle_heap()
+        settle_heap()
         return app
 
     web.run_app(

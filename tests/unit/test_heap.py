@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connector import cli
+from connector.heap import settle_heap
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def restored_collector() -> Iterator[None]:
 def test_start_up_objects_are_frozen_and_collections_are_rarer() -> None:
     survivor = [object() for _ in range(1000)]  # long-lived, like the loaded schemas
     before = gc.get_threshold()
-    cli._settle_heap()
+    settle_heap()
     assert gc.get_freeze_count() >= len(survivor)
     assert gc.get_threshold()[0] > before[0]
     assert gc.get_threshold() == (20_000, 50, 100)
