@@ -20,6 +20,7 @@ from aiohttp import web
 
 from connector.adapters.db.listen import WorkListener
 from connector.adapters.db.store import SqlItemStore
+from connector.adapters.intake_pool import IntakePool
 from connector.adapters.keystore import load_certificate
 from connector.adapters.scheduler import (
     CronSchedule,
@@ -120,6 +121,14 @@ class Connector:
     """The notify stage (None when no operator has a webhook)."""
     listener: WorkListener | None = None
     """On PostgreSQL, wakes this replica's stages when another replica creates work."""
+    intake_pool: IntakePool | None = None
+    """The processes that check batches (None: ``intake.workers = 0``, a thread)."""
+
+    async def start_intake(self) -> None:
+        """Start the intake's worker processes now, so that the first batches do not wait
+        for them (they start on first use otherwise)."""
+        if self.intake_pool is not None:
+            await self.intake_pool.start()
 
     def start(self, *, schedule: bool = True, forward: bool = True) -> None:
         """Start the background work: scheduled pulls and the forwarder."""
@@ -153,6 +162,8 @@ class Connector:
         for source in self.sources.values():
             if isinstance(source, HttpSource):
                 await source.close()
+        if self.intake_pool is not None:
+            await self.intake_pool.close()
         if self._owns_store and isinstance(self.store, SqlItemStore):
             await self.store.close()
 
@@ -250,12 +261,15 @@ async def open_connector(
         notifier = open_notifier(settings, store, clock, owner, webhook=webhook)
         decide = _decide_service(settings, store, clock, forwarder, notifier)
         pollers = open_pollers(settings, store, clock, decide)
+        workers = settings.intake.workers
+        pool = IntakePool(workers, limits, settings.checks) if workers else None
         accept = AcceptService(
             store=store,
             clock=clock,
             limits=limits,
             checks=checks,
             on_stored=forwarder.wake if forwarder is not None else None,
+            checker=pool,
         )
         amend = AmendService(store=store, clock=clock, limits=limits, checks=checks)
         pull = PullService(store=store, accept=accept, clock=clock)
@@ -280,6 +294,7 @@ async def open_connector(
         decide,
         pollers,
         notifier=notifier,
+        intake_pool=pool,
     )
 
 

@@ -25,6 +25,7 @@ output) and an ``http_status``; the class docstring is its default message.
     ├── TooManyRequests                             429  too_many_requests
     ├── IllegalTransition                           409  illegal_transition
     ├── StoreUnavailable                            503  store_unavailable
+    ├── IntakeUnavailable                           503  intake_unavailable
     ├── SourceUnavailable                           502  source_unavailable
     ├── CustomsUnavailable                          502  customs_unavailable (retried)
     ├── CustomsRefused                              502  customs_refused (not retried)
@@ -57,6 +58,7 @@ __all__ = [
     "EnvelopeInvalid",
     "Forbidden",
     "IllegalTransition",
+    "IntakeUnavailable",
     "InvalidMessage",
     "MessageKindUnknown",
     "NotAuthenticated",
@@ -219,6 +221,14 @@ class StoreUnavailable(ConnectorError):
     """The database cannot be used right now; nothing was stored."""
 
     code = "store_unavailable"
+    http_status = 503
+
+
+class IntakeUnavailable(ConnectorError):
+    """The batch could not be checked right now (an intake worker process stopped); nothing
+    was stored: send it again."""
+
+    code = "intake_unavailable"
     http_status = 503
 
 

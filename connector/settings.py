@@ -59,6 +59,7 @@ __all__ = [
     "DestinationSettings",
     "ForwardingSettings",
     "HttpSettings",
+    "IntakeSettings",
     "LimitsSettings",
     "LogSettings",
     "NotifySettings",
@@ -252,6 +253,16 @@ class LimitsSettings(BaseModel):
     def parse_limits(self) -> ParseLimits:
         """These limits as the parser takes them."""
         return ParseLimits(max_bytes=self.max_bytes, max_depth=self.max_depth)
+
+
+class IntakeSettings(BaseModel):
+    """How pushed and pulled item batches are validated and checked."""
+
+    model_config = _MODEL_CONFIG
+
+    workers: int = Field(default=0, ge=0, le=64)
+    """Worker processes that validate and check batches (about one per CPU core the service
+    may use); 0: a thread of the service's own process, which suits one core and tests."""
 
 
 class PullSettings(BaseModel):
@@ -616,6 +627,8 @@ class Settings(BaseSettings):
     """HTTP API server settings."""
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     """XML parsing limits."""
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    """Where batches are validated and checked."""
     operators: tuple[OperatorSettings, ...] = ()
     """The postal operators (``[[operators]]`` tables in TOML)."""
     signing: SigningSettings = Field(default_factory=SigningSettings)

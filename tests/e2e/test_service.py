@@ -47,6 +47,7 @@ def write_config(
     *,
     pull_every: int = 0,
     pull_url: str | None = None,
+    extra: str = "",
 ) -> Path:
     (directory / "op.token").write_text(TOKEN)
     pull = ""
@@ -65,6 +66,7 @@ def write_config(
     config.write_text(
         f'[database]\nurl = "{database_url}"\n'
         f"[http]\nport = {port}\nrate_limit_per_second = 0  # load tests push as fast as they can\n"
+        f"{extra}"
         f'[[operators]]\nid = "{OPERATOR}"\ntoken_file = "op.token"\n{pull}'
     )
     return config
@@ -198,6 +200,55 @@ async def test_same_batch_twice_is_stored_once(
     assert first["items"] == second["items"]
     assert len(accepted_ids(first)) == 1000
     assert await count_items(database) == 1000
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.add(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def _until_gone(pids: set[int]) -> set[int]:
+    deadline = time.monotonic() + 30  # a hang guard, not a speed assertion
+    while (alive := {pid for pid in pids if _alive(pid)}) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return alive
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+async def test_intake_workers_check_pushes_and_end_with_the_service(
+    tmp_path: Path, http: aiohttp.ClientSession, stop: signal.Signals
+) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+    port = free_port()
+    config = write_config(tmp_path, database, port, extra="[intake]\nworkers = 2\n")
+    assert cli("db", "upgrade", "--config", str(config)).returncode == 0
+    base = f"http://127.0.0.1:{port}"
+    batches = [generate_batch(300, seed=40 + n, operator_id=OPERATOR).xml for n in range(4)]
+    with service(config, tmp_path / "run.log") as process:
+        await wait_healthy(http, base, process)
+        workers = _children(process.pid)
+        assert len(workers) >= 2  # the two intake workers (and the spawn tracker)
+        acks = await asyncio.gather(*(push(http, base, data) for data in batches))
+        process.send_signal(stop)
+        process.wait(timeout=60)
+    assert sum(len(accepted_ids(ack)) for ack in acks) == 1200
+    assert await _until_gone(workers) == set(), "intake workers outlived the service"
+    assert await count_items(database) == 1200
 
 
 async def test_sigkill_during_pushes_loses_no_acknowledged_item(
