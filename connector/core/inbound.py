@@ -121,15 +121,17 @@ def validate_item_batch(
         errors.extend(_schema_errors(root, item_list, schema, registry))
     header = _header(header_node)
     schema_rejected = frozenset(error.item_index for error in errors)
-    rule_errors, ids = rules.judge_items(root, item_list, schema_rejected)
+    rule_errors, ids, destinations = rules.judge_items(root, item_list, schema_rejected)
     errors.extend(rule_errors)
     if not errors:
-        accepted = tuple(map(AcceptedItem, range(len(ids)), ids))
+        accepted = tuple(map(AcceptedItem, range(len(ids)), ids, destinations))
         return ValidationReport(header, len(item_list), accepted, (), root)
     errors.sort(key=lambda error: error.item_index)
     rejected = {error.item_index for error in errors}
     accepted = tuple(
-        AcceptedItem(index, item_id) for index, item_id in enumerate(ids) if index not in rejected
+        AcceptedItem(index, item_id, destination)
+        for index, (item_id, destination) in enumerate(zip(ids, destinations, strict=True))
+        if index not in rejected
     )
     return ValidationReport(header, len(item_list), accepted, tuple(errors), root)
 

@@ -224,10 +224,12 @@ class ItemError:
 
 @dataclass(frozen=True, slots=True)
 class AcceptedItem:
-    """An item that passed schema and business rules, by position and id."""
+    """An item that passed schema and business rules, by position and id, with the country
+    its transport goes to (read by the rules; empty when not known)."""
 
     item_index: int
     item_id: str
+    destination_country: str = ""
 
 
 class ItemState(_ClosedEnum):

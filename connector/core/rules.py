@@ -142,17 +142,20 @@ class _Checker:
 
     def check(
         self, items: Sequence[etree._Element], skip: frozenset[int]
-    ) -> tuple[list[ItemError], list[str]]:
+    ) -> tuple[list[ItemError], list[str], list[str]]:
         """Faults of the schema-valid ``items`` whose index is not in ``skip``, in item order,
-        and each item's id (white space collapsed; empty for a skipped item)."""
+        and each item's id and transport destination (white space stripped; empty for a
+        skipped item)."""
         out = _Faults()
         ids: list[str] = []
+        destinations: list[str] = []
         seen: dict[str, int] = {}
         countries, currencies = self.countries, self.currencies
         destination_tag = self.destination
         for index, item in enumerate(items):
             if index in skip:
                 ids.append("")
+                destinations.append("")
                 continue
             # Item: ItemId, Category, PostingDate, OfficeOfOrigin?, Sender, Addressee,
             # GrossWeight, TotalValue, Currency, Postage?, InsuredValue?, Importer?, Contents,
@@ -199,6 +202,7 @@ class _Checker:
                     destination_country = destination_country.getnext()  # type: ignore[assignment]
             addressee = addressee_country.text
             destination = destination_country.text
+            destinations.append((destination or "").strip())
             if not (
                 sender_country.text in countries
                 and addressee in countries
@@ -312,7 +316,7 @@ class _Checker:
                     "duplicate_item_id",
                     f"item id {item_id!r} already occurs at position {first} of this batch",
                 )
-        return out.errors, ids
+        return out.errors, ids, destinations
 
     def _ioss(self, index: int, item_id: str, node: etree._Element, out: _Faults) -> None:
         """The IOSS rule, when ``node`` (an Importer's first child) is an IossNumber."""
@@ -379,7 +383,8 @@ def check_items(
 
 def judge_items(
     container: etree._Element, items: Sequence[etree._Element], skip: frozenset[int]
-) -> tuple[list[ItemError], list[str]]:
-    """:func:`check_items` as a list, with the id of each item read on the way (white space
-    collapsed; empty for an item in ``skip``), so that no caller reads the ids again."""
+) -> tuple[list[ItemError], list[str], list[str]]:
+    """:func:`check_items` as a list, with the id and the transport destination of each item
+    read on the way (white space stripped; empty for an item in ``skip``), so that no caller
+    reads them again."""
     return _checker(etree.QName(container).namespace or "").check(items, skip)

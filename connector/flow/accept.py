@@ -110,14 +110,12 @@ def incoming_items(
     result = []
     for accepted, element in report.accepted_elements():
         item_xml = etree.tostring(element, encoding="UTF-8")
-        # Schema-valid: Transport is last, or last but one before the optional Comments.
-        transport = element[-1] if element[-1].tag == _TRANSPORT else element[-2]
-        destination = transport.findtext(_DESTINATION) or ""
+        destination = accepted.destination_country or _destination_of(element)
         result.append(
             IncomingItem(
                 item_index=accepted.item_index,
                 item_id=accepted.item_id,
-                destination_country=destination.strip(),
+                destination_country=destination,
                 digest=digest(item_xml),
                 item_xml=item_xml,
                 findings=by_index.get(accepted.item_index, ()),
@@ -125,6 +123,12 @@ def incoming_items(
             )
         )
     return tuple(result)
+
+
+def _destination_of(item: etree._Element) -> str:
+    # Schema-valid: Transport is last, or last but one before the optional Comments.
+    transport = item[-1] if item[-1].tag == _TRANSPORT else item[-2]
+    return (transport.findtext(_DESTINATION) or "").strip()
 
 
 @dataclass(frozen=True, slots=True)

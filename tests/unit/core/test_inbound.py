@@ -184,3 +184,15 @@ def test_unsafe_input_is_an_invalid_message() -> None:
     with pytest.raises(InvalidMessage) as info:
         validate_item_batch(b'<!DOCTYPE x [<!ENTITY a "b">]><ItemBatch/>')
     assert info.value.code == "xml_doctype_forbidden"
+
+
+def test_accepted_items_carry_their_transport_destination() -> None:
+    tree = etree.parse(str(DATA / "valid" / "two_items.xml"))
+    ns = "{urn:ead-connector:item-batch:1}"
+    second = tree.getroot()[1][1].find(f"{ns}Transport/{ns}DestinationCountry")
+    assert second is not None
+    second.text = "\n  DE "  # white space the schema collapses
+    report = validate_item_batch(etree.tostring(tree))
+    assert report.all_valid
+    # All seven transport elements, then only some: the place is found either way.
+    assert [item.destination_country for item in report.accepted] == ["FR", "DE"]
