@@ -74,11 +74,6 @@ class ValidationReport:
     def all_valid(self) -> bool:
         return not self.errors
 
-    def item_element(self, item_index: int) -> etree._Element:
-        """The parsed element of the item at ``item_index`` (walks the list: use it for one
-        item; :meth:`accepted_elements` for many)."""
-        return self.document[1][item_index]
-
     def accepted_elements(self) -> Iterator[tuple[AcceptedItem, etree._Element]]:
         """Each accepted item with its element, in one walk over the item list."""
         accepted = iter(self.accepted)

@@ -225,11 +225,11 @@ class ItemError:
 @dataclass(frozen=True, slots=True)
 class AcceptedItem:
     """An item that passed schema and business rules, by position and id, with the country
-    its transport goes to (read by the rules; empty when not known)."""
+    its transport goes to (read by the rules)."""
 
     item_index: int
     item_id: str
-    destination_country: str = ""
+    destination_country: str
 
 
 class ItemState(_ClosedEnum):

@@ -35,7 +35,6 @@ from connector.core.model import (
 )
 from connector.core.references import digest, item_reference
 from connector.core.rules import PathFinder
-from connector.core.schemas import MessageKind
 from connector.core.xmlsafe import DEFAULT_LIMITS, ParseLimits, parse_xml
 from connector.errors import Forbidden
 from connector.ports import Clock, ItemStore
@@ -51,11 +50,6 @@ __all__ = [
     "current_check_config",
     "incoming_items",
 ]
-
-
-_ITEM_NS = MessageKind.ITEM_BATCH.namespace
-_TRANSPORT = f"{{{_ITEM_NS}}}Transport"
-_DESTINATION = f"{{{_ITEM_NS}}}DestinationCountry"
 
 
 class CheckConfigProvider(Protocol):
@@ -110,12 +104,11 @@ def incoming_items(
     result = []
     for accepted, element in report.accepted_elements():
         item_xml = etree.tostring(element, encoding="UTF-8")
-        destination = accepted.destination_country or _destination_of(element)
         result.append(
             IncomingItem(
                 item_index=accepted.item_index,
                 item_id=accepted.item_id,
-                destination_country=destination,
+                destination_country=accepted.destination_country,
                 digest=digest(item_xml),
                 item_xml=item_xml,
                 findings=by_index.get(accepted.item_index, ()),
@@ -123,12 +116,6 @@ def incoming_items(
             )
         )
     return tuple(result)
-
-
-def _destination_of(item: etree._Element) -> str:
-    # Schema-valid: Transport is last, or last but one before the optional Comments.
-    transport = item[-1] if item[-1].tag == _TRANSPORT else item[-2]
-    return (transport.findtext(_DESTINATION) or "").strip()
 
 
 @dataclass(frozen=True, slots=True)
