@@ -38,8 +38,7 @@ from connector.adapters.web.admin import (
 from connector.adapters.web.answers import ANSWERS
 from connector.adapters.web.customs import DECIDE
 from connector.adapters.web.server import METRICS, build_web_app
-from connector.checks_loader import CheckConfigSource
-from connector.core.checks import CheckConfig
+from connector.checks_loader import configured_checks
 from connector.flow.accept import AcceptService
 from connector.flow.amend import AmendService
 from connector.flow.answer import AnswerService
@@ -211,23 +210,6 @@ def _decide_service(
     )
 
 
-async def _check_source(settings: Settings) -> Callable[[], CheckConfig] | None:
-    """The intake checks' configuration in force, None when the checks are off.
-
-    Loading indexes the HS nomenclature and the denied-party list (off the event loop). The
-    returned callable looks at the list file at most every ``checks.reload_seconds`` (one
-    ``stat``) and reloads a changed list in the intake worker thread that noticed it.
-    """
-    if not settings.checks.enabled:
-        return None
-    source = await asyncio.to_thread(
-        CheckConfigSource,
-        settings.checks.config,
-        reload_seconds=settings.checks.reload_seconds,
-    )
-    return source.current
-
-
 async def open_connector(
     settings: Settings,
     *,
@@ -255,7 +237,7 @@ async def open_connector(
                 "is ignored (remove it from the configuration)",
             )
         limits = settings.limits.parse_limits()
-        checks = await _check_source(settings)
+        checks = await asyncio.to_thread(configured_checks, settings.checks)
         owner = owner or default_owner()
         forwarder = open_forwarder(settings, store, clock, owner, gateway=gateway)
         notifier = open_notifier(settings, store, clock, owner, webhook=webhook)

@@ -40,10 +40,12 @@ from connector.core.checks.parties import (
 from connector.core.checks.prohibited import Action, ArticleRule, ProhibitedRules
 from connector.core.inbound import ValidationReport
 from connector.errors import ConfigurationError, UnknownCode
+from connector.settings import ChecksSettings
 
 __all__ = [
     "OPENSANCTIONS_COLUMNS",
     "CheckConfigSource",
+    "configured_checks",
     "default_check_config",
     "default_checks_dir",
     "default_hs_file",
@@ -645,3 +647,17 @@ class CheckConfigSource:
             entries=len(screening.parties),
         )
         return True
+
+
+def configured_checks(settings: ChecksSettings) -> Callable[[], CheckConfig] | None:
+    """The intake checks' configuration in force as ``settings`` give it, None when the
+    checks are off.
+
+    Loading indexes the HS nomenclature and the denied-party list (call it off the event
+    loop). The returned callable looks at the list file at most every
+    ``settings.reload_seconds`` (one ``stat``) and reloads a changed list in the thread or
+    intake worker process that noticed it.
+    """
+    if not settings.enabled:
+        return None
+    return CheckConfigSource(settings.config, reload_seconds=settings.reload_seconds).current

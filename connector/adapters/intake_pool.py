@@ -24,6 +24,7 @@ from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 
 import structlog
 
+from connector.checks_loader import configured_checks
 from connector.core.schemas import MessageKind, default_registry
 from connector.core.xmlsafe import ParseLimits
 from connector.errors import IntakeUnavailable
@@ -50,10 +51,7 @@ def _start_worker(limits: ParseLimits, checks: ChecksSettings) -> None:
         target=_watch_service, args=(os.getppid(),), name="watch-service", daemon=True
     ).start()
     _limits = limits
-    if checks.enabled:
-        from connector.checks_loader import CheckConfigSource
-
-        _checks = CheckConfigSource(checks.config, reload_seconds=checks.reload_seconds).current
+    _checks = configured_checks(checks)
     default_registry().lxml(MessageKind.ITEM_BATCH)
     settle_heap()
 
