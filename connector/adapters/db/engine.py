@@ -4,11 +4,12 @@ Two backends: ``sqlite+aiosqlite:///PATH`` (the embedded default) and
 ``postgresql+asyncpg://...`` (production, several replicas).
 
 SQLite profile (tech-notes 20): WAL, ``synchronous=NORMAL``, ``busy_timeout=30000``,
-``foreign_keys=ON``, a checkpoint every 10,000 WAL pages and a 16 MiB page cache (see
-:data:`_SQLITE_PRAGMAS`), and SQLAlchemy rather than the driver emits BEGIN, so that every
-write transaction starts with ``BEGIN IMMEDIATE`` (it takes the write lock up front and never
-fails half-way with "database is locked") while reads, on an engine from :func:`read_only`,
-start with a plain deferred BEGIN and never wait for writers.
+``foreign_keys=ON``, a checkpoint every 10,000 WAL pages (past a far larger backstop
+when the store checkpoints from a thread: :mod:`connector.adapters.db.checkpoint`) and a
+16 MiB page cache (see :data:`_SQLITE_PRAGMAS`), and SQLAlchemy rather than the driver
+emits BEGIN, so that every write transaction starts with ``BEGIN IMMEDIATE`` (it takes the
+write lock up front and never fails half-way with "database is locked") while reads, on an
+engine from :func:`read_only`, start with a plain deferred BEGIN and never wait for writers.
 
 :func:`wrap_errors` is the one place where SQLAlchemy and driver errors become
 :class:`~connector.errors.ConnectorError`\\ s; nothing from those libraries leaves
@@ -30,6 +31,7 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from connector.adapters.db.checkpoint import BACKSTOP_PAGES
 from connector.errors import ConfigurationError, ConnectorError, StoreUnavailable
 
 __all__ = [
@@ -71,11 +73,16 @@ _SQLITE_PRAGMAS = (
 _MIGRATION_LOCK_ID = 0x45AD_C0DE
 
 
-def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
+def create_engine(
+    url: str, *, schema: str | None = None, background_checkpoints: bool = False
+) -> AsyncEngine:
     """An async engine for ``url``, with the backend's profile applied.
 
     ``schema`` (PostgreSQL only) is put first on the ``search_path``: the tables and
-    Alembic's version table live there. Raises ConfigurationError for any other URL.
+    Alembic's version table live there. ``background_checkpoints`` (SQLite): a
+    :class:`~connector.adapters.db.checkpoint.WalCheckpointer` checkpoints the WAL, so
+    commits only do it past a far larger backstop. Raises ConfigurationError for any other
+    URL.
     """
     try:
         parsed = make_url(url)
@@ -87,7 +94,7 @@ def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
     if parsed.drivername == _SQLITE:
         if schema is not None:
             raise ConfigurationError("a schema can only be chosen on PostgreSQL")
-        return _sqlite_engine(parsed)
+        return _sqlite_engine(parsed, background_checkpoints)
     if parsed.drivername == _POSTGRES:
         return _postgres_engine(parsed, schema)
     raise ConfigurationError(
@@ -96,7 +103,7 @@ def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
     )
 
 
-def _sqlite_engine(url: URL) -> AsyncEngine:
+def _sqlite_engine(url: URL, background_checkpoints: bool) -> AsyncEngine:
     if url.database in (None, "", ":memory:") or "memory" in url.query.values():
         raise ConfigurationError(
             "an in-memory SQLite database is not durable; give a file path "
@@ -113,6 +120,8 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         try:
             for pragma in _SQLITE_PRAGMAS:
                 cursor.execute(f"PRAGMA {pragma}")
+            if background_checkpoints:
+                cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         finally:
             cursor.close()
 

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from connector.adapters.db import engine as db_engine
 from connector.adapters.db import listen, tables
+from connector.adapters.db.checkpoint import WalCheckpointer
+from connector.adapters.db.lock import sqlite_path
 from connector.core import decisions as core_decisions
 from connector.core import lifecycle, referrals
 from connector.core.checks.outcome import DetailValue, Finding, Severity
@@ -516,25 +518,38 @@ class _Writers:
 class SqlItemStore:
     """An :class:`~connector.ports.ItemStore` over an async SQLAlchemy engine it owns."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, checkpointer: WalCheckpointer | None = None) -> None:
         self._engine = engine
+        self._checkpointer = checkpointer
         self._dialect = engine.dialect.name
         self._write = _Writers(engine, one_at_a_time=self._dialect == "sqlite")
         self._read = async_sessionmaker(db_engine.read_only(engine), expire_on_commit=False)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None) -> Self:
-        """A store on ``url``; refuses a database whose schema is not at the current head."""
-        engine = db_engine.create_engine(url, schema=schema)
+        """A store on ``url``; refuses a database whose schema is not at the current head.
+
+        On SQLite the WAL is checkpointed by a thread of the store's, not by its commits
+        (:mod:`connector.adapters.db.checkpoint`).
+        """
+        path = sqlite_path(url)
+        engine = db_engine.create_engine(
+            url, schema=schema, background_checkpoints=path is not None
+        )
         try:
             await db_engine.ensure_at_head(engine)
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine)
+        checkpointer = WalCheckpointer(path) if path is not None else None
+        if checkpointer is not None:
+            checkpointer.start()
+        return cls(engine, checkpointer)
 
     async def close(self) -> None:
-        """Close every pooled connection."""
+        """Stop the checkpoints and close every pooled connection."""
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
         with db_engine.wrap_errors("closing the database"):
             await self._engine.dispose()
 
