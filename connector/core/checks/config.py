@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from connector.core.checks.descriptions import DescriptionRules
 from connector.core.checks.hs import Nomenclature
@@ -11,7 +12,40 @@ from connector.core.checks.outcome import CheckName, Problem
 from connector.core.checks.parties import AddressScreening, NameMatch, Screening
 from connector.core.checks.prohibited import ProhibitedRules
 
-__all__ = ["CheckConfig", "Verdicts"]
+__all__ = ["CheckConfig", "VerdictMemo", "Verdicts"]
+
+
+class VerdictMemo:
+    """The verdicts judged so far on one configuration's data, by value.
+
+    A verdict depends only on the value and the configuration's data (nomenclature, rules,
+    list), never on the batch, so the runs on one configuration share them: a shop's
+    catalogue lines and its own name are judged once, not once per batch. Bounded: past
+    :attr:`limit` values it starts again empty. Threads may share it (a lost race judges a
+    value twice, to the same verdict).
+    """
+
+    limit = 100_000
+
+    def __init__(self) -> None:
+        self.codes: dict[str, Problem | None] = {}
+        self.vague: dict[str, Problem | None] = {}
+        self.chapter: dict[tuple[str, str], Problem | None] = {}
+        self.may_match: dict[tuple[str, str | None], bool] = {}
+        self.articles: dict[tuple[str, str, str | None], tuple[Problem, ...]] = {}
+        self.names: dict[str, NameMatch | None] = {}
+
+    def __len__(self) -> int:
+        return sum(map(len, self._tables()))
+
+    def _tables(self) -> tuple[dict[Any, Any], ...]:
+        return (self.codes, self.vague, self.chapter, self.may_match, self.articles, self.names)
+
+    def trim(self) -> None:
+        """Forget every verdict once more than :attr:`limit` are remembered."""
+        if len(self) > self.limit:
+            for table in self._tables():
+                table.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,17 +57,22 @@ class CheckConfig:
     descriptions: DescriptionRules
     prohibited: ProhibitedRules
     screening: Screening
+    memo: VerdictMemo = field(
+        default_factory=VerdictMemo, init=False, compare=False, repr=False
+    )
+    """Verdicts already judged on this configuration (a copy made with other data or
+    settings, by ``replace``, starts a memo of its own)."""
 
     def with_enabled(self, enabled: Iterable[CheckName]) -> CheckConfig:
         return replace(self, enabled=frozenset(enabled))
 
 
 class Verdicts:
-    """The verdicts of one run, memoized by value.
+    """The verdicts of one run, memoized by value in the configuration's
+    :class:`VerdictMemo`.
 
-    A batch repeats its HS codes, descriptions and names a lot (one shop, one catalogue), so
-    each distinct value is judged once per run. The cache lives as long as the run: the
-    configuration itself stays immutable and shareable between threads.
+    A batch repeats its HS codes, descriptions and names a lot (one shop, one catalogue), and
+    so do the batches that follow it: each distinct value is judged once per configuration.
     """
 
     def __init__(self, config: CheckConfig) -> None:
@@ -45,12 +84,14 @@ class Verdicts:
         self.parties = CheckName.PARTIES in enabled
         settings = config.screening.settings
         self.screens_all_addresses = settings.address_screening is AddressScreening.ALL
-        self._codes: dict[str, Problem | None] = {}
-        self._vague: dict[str, Problem | None] = {}
-        self._chapter: dict[tuple[str, str], Problem | None] = {}
-        self._may_match: dict[tuple[str, str | None], bool] = {}
-        self._articles: dict[tuple[str, str, str | None], tuple[Problem, ...]] = {}
-        self._names: dict[str, NameMatch | None] = {}
+        memo = config.memo
+        memo.trim()
+        self._codes = memo.codes
+        self._vague = memo.vague
+        self._chapter = memo.chapter
+        self._may_match = memo.may_match
+        self._articles = memo.articles
+        self._names = memo.names
 
     def code(self, hs_code: str) -> Problem | None:
         if hs_code in self._codes:

@@ -12,6 +12,7 @@ import pytest
 from connector import checks_loader
 from connector.core import checks
 from connector.core.checks import CheckConfig, CheckName, Finding, Severity
+from connector.core.checks.config import VerdictMemo
 from connector.core.checks.parties import AddressScreening, Screening
 from connector.core.checks.seeding import ADDRESS_CODE, PROBLEM_CODES, seed_check_problems
 from connector.core.inbound import ValidationReport, postal_item, validate_item_batch
@@ -206,3 +207,32 @@ def test_seeded_addresses_are_found_when_every_address_is_screened() -> None:
     assert all((p.index, p.code) in found for p in sample.problems)
     with pytest.raises(ValueError, match="cannot seed"):
         seed_check_problems(batch.xml, ratio=0.1, codes=("party_unknown",))
+
+
+def test_batches_on_one_configuration_share_their_verdicts() -> None:
+    """The second batch on a configuration reuses the values the first one judged, with
+    the same findings; a copy with other settings judges afresh."""
+    config = checks_loader.default_check_config()
+    report = _report()
+    first = checks.check_report(report, config)
+    remembered = len(config.memo)
+
+    assert remembered > 0
+    assert checks.check_report(report, config) == first
+    assert len(config.memo) == remembered
+    hs_only = replace(config, enabled=frozenset({CheckName.HS}))
+    assert len(hs_only.memo) == 0
+    assert {f.code for f in checks.check_report(report, hs_only)} == {"hs_code_unknown"}
+
+
+def test_the_verdict_memo_starts_again_past_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = checks_loader.default_check_config()
+    monkeypatch.setattr(VerdictMemo, "limit", 5)
+    report = _report()
+    first = checks.check_report(report, config)
+    assert len(config.memo) > 5
+
+    config.memo.trim()
+
+    assert len(config.memo) == 0
+    assert checks.check_report(report, config) == first
