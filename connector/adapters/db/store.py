@@ -523,6 +523,7 @@ class SqlItemStore:
         self._checkpointer = checkpointer
         self._dialect = engine.dialect.name
         self._write = _Writers(engine, one_at_a_time=self._dialect == "sqlite")
+        self._known_query: sa.Select[tuple[str, str, str]] | None = None
         self._read = async_sessionmaker(db_engine.read_only(engine), expire_on_commit=False)
 
     @classmethod
@@ -632,17 +633,31 @@ class SqlItemStore:
         self, session: AsyncSession, operator_id: str, item_ids: set[str]
     ) -> dict[str, tuple[str, str]]:
         """Reference and digest of the operator's stored items among ``item_ids``."""
-        known: dict[str, tuple[str, str]] = {}
-        ordered = sorted(item_ids)
-        for start in range(0, len(ordered), _LOOKUP_CHUNK):
-            rows = await session.execute(
-                sa.select(_ITEMS.c.item_id, _ITEMS.c.reference, _ITEMS.c.digest).where(
-                    _ITEMS.c.operator_id == operator_id,
-                    _ITEMS.c.item_id.in_(ordered[start : start + _LOOKUP_CHUNK]),
-                )
+        if self._known_query is None:
+            self._known_query = sa.select(
+                _ITEMS.c.item_id, _ITEMS.c.reference, _ITEMS.c.digest
+            ).where(
+                _ITEMS.c.operator_id == sa.bindparam("operator_id"),
+                self._one_of(_ITEMS.c.item_id, "item_ids"),
             )
-            known.update({row.item_id: (row.reference, row.digest) for row in rows})
-        return known
+        rows = await session.execute(
+            self._known_query,
+            {"operator_id": operator_id, "item_ids": self._list_value(sorted(item_ids))},
+        )
+        return {row.item_id: (row.reference, row.digest) for row in rows}
+
+    def _one_of(self, column: sa.ColumnElement[str], name: str) -> sa.ColumnElement[bool]:
+        """``column`` is one of the strings bound to ``name`` as one list parameter (see
+        :meth:`_list_value`): one statement, compiled once, whatever the list's length,
+        where ``IN (...)`` renders a placeholder per value at every execution."""
+        if self._dialect == "postgresql":
+            return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.String)))
+        values = sa.func.json_each(sa.bindparam(name, type_=sa.String)).table_valued("value")
+        return column.in_(sa.select(values.c.value))
+
+    def _list_value(self, values: list[str]) -> list[str] | str:
+        """``values`` as the list parameter of :meth:`_one_of` (a JSON array on SQLite)."""
+        return values if self._dialect == "postgresql" else json.dumps(values)
 
     async def _store_new_items(
         self, session: AsyncSession, intake: Intake, new: Sequence[tuple[str, IncomingItem]]

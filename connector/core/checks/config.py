@@ -57,9 +57,7 @@ class CheckConfig:
     descriptions: DescriptionRules
     prohibited: ProhibitedRules
     screening: Screening
-    memo: VerdictMemo = field(
-        default_factory=VerdictMemo, init=False, compare=False, repr=False
-    )
+    memo: VerdictMemo = field(default_factory=VerdictMemo, init=False, compare=False, repr=False)
     """Verdicts already judged on this configuration (a copy made with other data or
     settings, by ``replace``, starts a memo of its own)."""
 
