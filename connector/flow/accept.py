@@ -132,6 +132,9 @@ class CheckedBatch:
     """Validation errors and error findings, by item index."""
     incoming: tuple[IncomingItem, ...]
     findings: dict[int, tuple[Finding, ...]]
+    payload_digest: str
+    """:func:`~connector.core.references.digest` of the batch's bytes (hashed where they
+    are checked, off the event loop)."""
 
 
 def check_batch(data: bytes, limits: ParseLimits, source: Checks) -> CheckedBatch:
@@ -145,6 +148,7 @@ def check_batch(data: bytes, limits: ParseLimits, source: Checks) -> CheckedBatc
         report.errors,
         incoming_items(report, findings),
         findings,
+        digest(data),
     )
 
 
@@ -203,7 +207,7 @@ class AcceptService:
             operator_id=operator_id,
             batch_id=header.batch_id,
             received_at=received_at,
-            payload_digest=digest(data),
+            payload_digest=checked.payload_digest,
             item_count=checked.item_count,
             items=checked.incoming,
             rejected=checked.errors,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,8 @@ async def test_accepted_items_are_stored_with_events_and_queued(
         if not item.accepted:
             assert item.errors
             assert item.reference is None
+    recorded = store.batches[("PL-POCZTA", batch.batch_id)]
+    assert recorded.payload_digest == hashlib.sha256(batch.xml).hexdigest()
 
 
 async def test_identical_resend_changes_nothing(
