@@ -416,11 +416,23 @@ async def _bulk_insert(session: AsyncSession, table: sa.Table, rows: list[dict[s
         await _bulk_values(session, table, names, list(map(itemgetter(*names), rows)))
 
 
+def _stored_form(table: sa.Table, name: str, value: object, dialect: sa.Dialect) -> object:
+    """``value`` as column ``name`` of ``table`` stores it (its type's bind converter)."""
+    convert = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+    return value if convert is None else convert(value)
+
+
 async def _bulk_values(
-    session: AsyncSession, table: sa.Table, names: Sequence[str], values: list[Any]
+    session: AsyncSession,
+    table: sa.Table,
+    names: Sequence[str],
+    values: list[Any],
+    *,
+    stored: Collection[str] = (),
 ) -> None:
     """Insert ``values`` (one tuple per row, of the columns ``names``) with one driver-level
-    executemany.
+    executemany. The columns named in ``stored`` already hold their stored form
+    (:func:`_stored_form`): when no other column needs converting, the rows go as they are.
 
     Each column's values go through the column type's own bind converter (binary ones need
     none), so the stored form is exactly what a SQLAlchemy insert would store; the statement
@@ -447,9 +459,10 @@ async def _bulk_values(
     types = [table.c[name].type.dialect_impl(dialect) for name in names]
     converters = [
         (position, convert)
-        for position, column_type in enumerate(types)
+        for position, (name, column_type) in enumerate(zip(names, types, strict=True))
         # Bytes go as they are: both drivers store them as a BLOB / bytea.
-        if not isinstance(column_type, sa.LargeBinary)
+        if name not in stored
+        and not isinstance(column_type, sa.LargeBinary)
         and (convert := column_type.bind_processor(dialect)) is not None
     ]
     parameters: list[Any] = values
@@ -670,7 +683,9 @@ class SqlItemStore:
         ids taken beforehand so that their payloads go in by id; events and forwarding jobs
         keep the intake's order.
         """
-        at, operator_id, batch_id = intake.received_at, intake.operator_id, intake.batch_id
+        operator_id, batch_id = intake.operator_id, intake.batch_id
+        # Every timestamp of the intake is the same: converted once, not once per row.
+        at = _stored_form(_ITEMS, "received_at", intake.received_at, self._engine.dialect)
         accepted = lifecycle.transition(None, ItemState.ACCEPTED).value
         received = lifecycle.transition(None, ItemState.RECEIVED).value
         lifecycle.transition(ItemState.RECEIVED, ItemState.ACCEPTED)
@@ -704,10 +719,14 @@ class SqlItemStore:
             events.append((reference, at, actor, None, received, detail))
             events.append((reference, at, "connector", received, accepted, "validated"))
             jobs.append((reference, _FORWARD, _PENDING, 0, at, at))
-        await _bulk_values(session, _ITEMS, _ITEM_COLUMNS, items)
+        await _bulk_values(
+            session, _ITEMS, _ITEM_COLUMNS, items, stored=("received_at", "updated_at")
+        )
         await _bulk_values(session, _PAYLOADS, ("id", "item_xml"), payloads)
-        await _bulk_values(session, _EVENTS, _EVENT_COLUMNS, events)
-        await _bulk_values(session, _OUTBOX, _JOB_COLUMNS, jobs)
+        await _bulk_values(session, _EVENTS, _EVENT_COLUMNS, events, stored=("at",))
+        await _bulk_values(
+            session, _OUTBOX, _JOB_COLUMNS, jobs, stored=("next_attempt_at", "created_at")
+        )
 
     async def _new_item_ids(self, session: AsyncSession, count: int) -> list[int]:
         """Row ids for ``count`` new items: on PostgreSQL from the ids' own sequence; on
