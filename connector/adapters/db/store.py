@@ -533,7 +533,10 @@ class SqlItemStore:
         self._checkpointer = checkpointer
         self._dialect = engine.dialect.name
         self._write = _Writers(engine, one_at_a_time=self._dialect == "sqlite")
-        self._known_query: sa.Select[tuple[str, str, str]] | None = None
+        self._known_query = sa.select(_ITEMS.c.item_id, _ITEMS.c.reference, _ITEMS.c.digest).where(
+            _ITEMS.c.operator_id == sa.bindparam("operator_id"),
+            self._one_of(_ITEMS.c.item_id, "item_ids"),
+        )
         self._read = async_sessionmaker(db_engine.read_only(engine), expire_on_commit=False)
 
     @classmethod
@@ -643,13 +646,6 @@ class SqlItemStore:
         self, session: AsyncSession, operator_id: str, item_ids: set[str]
     ) -> dict[str, tuple[str, str]]:
         """Reference and digest of the operator's stored items among ``item_ids``."""
-        if self._known_query is None:
-            self._known_query = sa.select(
-                _ITEMS.c.item_id, _ITEMS.c.reference, _ITEMS.c.digest
-            ).where(
-                _ITEMS.c.operator_id == sa.bindparam("operator_id"),
-                self._one_of(_ITEMS.c.item_id, "item_ids"),
-            )
         rows = await session.execute(
             self._known_query,
             {"operator_id": operator_id, "item_ids": self._list_value(sorted(item_ids))},
