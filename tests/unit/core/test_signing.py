@@ -223,6 +223,116 @@ def test_signing_in_place_gives_the_bytes_of_signxml_own_path(
     assert sign(data, key) == expected  # the per-certificate KeyInfo is copied, not moved
 
 
+def _signxml_reference(root: etree._Element, key: SigningKey) -> bytes:
+    """What signxml's own enveloped signer makes of ``root`` (a copy; root is kept)."""
+    from signxml import SignatureConstructionMethod
+
+    from connector.core.signing import _SIGN_C14N, _SIGN_DIGEST
+
+    signed = XMLSigner(
+        method=SignatureConstructionMethod.enveloped,
+        signature_algorithm=key.algorithm,
+        digest_algorithm=_SIGN_DIGEST,
+        c14n_algorithm=_SIGN_C14N,
+    ).sign(copy.deepcopy(root), key=key.private_key, cert=[key.certificate])
+    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
+def _without_signature_value(data: bytes) -> bytes:
+    root = etree.fromstring(data)
+    value = signature_of(root).find("ds:SignatureValue", NS)
+    assert value is not None
+    assert value.text
+    value.text = ""
+    return etree.tostring(root)
+
+
+_NAMES = st.sampled_from(["Notice", "Item", "a", "Zz"])
+_NAMESPACES = st.sampled_from(
+    [None, "urn:ead-connector:item-notice:1", "urn:ead-connector:test:1", DS]
+)
+_TEXTS = st.text(
+    alphabet=st.characters(
+        codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="\ufffe\uffff"
+    )
+    | st.sampled_from("\t\n&<>\"'"),
+    max_size=40,
+)
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> etree._Element:
+    """Small documents: default or prefixed namespaces, attributes, text, tails, nesting."""
+    namespace = draw(_NAMESPACES)
+    prefix = draw(st.sampled_from([None, "n", "ds"])) if namespace is not None else None
+    if prefix == "ds" and namespace != DS:
+        prefix = "n"
+    nsmap = {prefix: namespace} if namespace is not None else None
+
+    def tag(name: str) -> str:
+        return f"{{{namespace}}}{name}" if namespace is not None else name
+
+    root = etree.Element(tag(draw(_NAMES)), nsmap=nsmap)  # type: ignore[arg-type]
+    if draw(st.booleans()):
+        root.set("version", draw(_TEXTS))
+    parents = [root]
+    for _ in range(draw(st.integers(0, 8))):
+        parent = draw(st.sampled_from(parents))
+        child = etree.SubElement(parent, tag(draw(_NAMES)))
+        child.text = draw(st.none() | _TEXTS)
+        if draw(st.booleans()):
+            child.tail = draw(_TEXTS)
+        parents.append(child)
+    # As parsed: an empty text is no text (signxml's own path re-parses, which writes an
+    # element whose text is "" as <a/>; signing in place keeps <a></a>, the same in C14N).
+    return etree.fromstring(etree.tostring(root))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(root=_documents())
+def test_signatures_are_signxml_signatures_for_any_small_document(
+    keys: Keys, root: etree._Element
+) -> None:
+    """The signature filled into the per-key template is signxml's own: RSA (deterministic)
+    byte for byte, ECDSA (randomized) apart from the signature value, which verifies."""
+    before = etree.tostring(root)
+    assert sign(root, keys.rsa2048) == _signxml_reference(root, keys.rsa2048)
+    signed_ec = sign(root, keys.ec)
+    assert _without_signature_value(signed_ec) == _without_signature_value(
+        _signxml_reference(root, keys.ec)
+    )
+    assert c14n(verify(signed_ec, policy(keys.ec)).signed_xml) == c14n(root)
+    assert etree.tostring(root) == before
+
+
+def test_each_key_signs_with_its_own_template(keys: Keys, document: bytes) -> None:
+    """Keys used in turn (a rotation) each put their own certificate and algorithm in."""
+    for key in (keys.ec, keys.rsa2048, keys.ec, keys.rsa3072, keys.rsa2048):
+        result = verify(sign(document, key), policy(key))
+        assert result.fingerprint == key.fingerprint
+        assert result.algorithm is key.algorithm
+        with pytest.raises(SignatureInvalid):
+            verify(sign(document, key), policy(keys.other))
+
+
+def test_threads_sign_concurrently(keys: Keys) -> None:
+    """Templates are per thread (lxml trees stay in their thread): signing from a pool of
+    threads at once gives documents that all verify and each carry their own content."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def signed(number: int) -> tuple[int, bytes]:
+        root = etree.Element("{urn:ead-connector:test:1}Note")
+        root.text = str(number)
+        key = keys.ec if number % 2 else keys.rsa2048
+        return number, sign(root, key)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(signed, range(120)))
+    for number, data in results:
+        key = keys.ec if number % 2 else keys.rsa2048
+        assert verify(data, policy(key)).signed_xml.text == str(number)
+
+
 def test_the_key_object_is_used_directly(
     keys: Keys, document: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
