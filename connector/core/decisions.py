@@ -206,13 +206,15 @@ def parse_customs_response(
     issued_at = read_datetime(_text(root, "IssuedAt") or "", "IssuedAt")
     if issued_at.utcoffset() is None:
         raise EnvelopeInvalid("customs response IssuedAt must carry a time zone")
-    references = [_text(node, "ItemReference") for node in decision_nodes]
+    fields = [_child_texts(node) for node in decision_nodes]
+    references = [texts.get("ItemReference") for texts in fields]
     repeated = {ref for ref, count in Counter(references).items() if ref and count > 1}
     decisions: list[Decision] = []
     indexes: list[int] = []
     problems: list[DecisionProblem] = []
     for index, node in enumerate(decision_nodes):
-        reference, item_id = references[index], _text(node, "ItemId")
+        texts = fields[index]
+        reference, item_id = references[index], texts.get("ItemId")
         if index in faulty:
             message = explain_schema_error(registry, _KIND, ("Decisions", "Decision"), node)
             problems.append(
@@ -231,7 +233,7 @@ def parse_customs_response(
                 )
             )
             continue
-        decision = _decision(node)
+        decision = _decision(texts)
         if decision.interim and decision.referral_reference is None:
             problems.append(
                 DecisionProblem(
@@ -295,18 +297,39 @@ def _enclosing_decision(
     return None
 
 
-def _decision(node: etree._Element) -> Decision:
-    method = _text(node, "ScreeningMethod")
+def _decision(texts: dict[str, str]) -> Decision:
+    """A schema-valid ``Decision`` element, from its :func:`_child_texts`."""
+    method = texts.get("ScreeningMethod")
     return Decision(
-        item_reference=_text(node, "ItemReference") or "",
-        item_id=_text(node, "ItemId") or "",
-        code=CustomsDecision(_text(node, "Code") or ""),
-        reason=_text(node, "Reason"),
-        customs_reference=_text(node, "CustomsReference"),
-        required_action=_text(node, "RequiredAction"),
-        referral_reference=_text(node, "ReferralReference"),
+        item_reference=texts.get("ItemReference", ""),
+        item_id=texts.get("ItemId", ""),
+        code=CustomsDecision(texts.get("Code", "")),
+        reason=texts.get("Reason"),
+        customs_reference=texts.get("CustomsReference"),
+        required_action=texts.get("RequiredAction"),
+        referral_reference=texts.get("ReferralReference"),
         screening_method=ScreeningMethod(method) if method is not None else None,
     )
+
+
+def _child_texts(node: etree._Element) -> dict[str, str]:
+    """The texts of ``node``'s child elements in its namespace, by local name, collapsed as
+    :func:`_text` does; the first child of a name counts, as for ``findtext``.
+
+    One pass over the children instead of one path search per field (a response holds up
+    to :data:`MAX_DECISIONS` decisions of up to nine fields).
+    """
+    prefix = node.tag[: node.tag.index("}") + 1] if node.tag.startswith("{") else ""
+    texts: dict[str, str] = {}
+    for child in node.iterchildren(tag=etree.Element):
+        tag = child.tag
+        if not tag.startswith(prefix) or "}" in tag[len(prefix) :]:
+            continue
+        name = tag[len(prefix) :]
+        if name not in texts:
+            text = child.text
+            texts[name] = _SPACES.sub(" ", text).strip() if text else ""
+    return texts
 
 
 def _text(node: etree._Element, name: str) -> str | None:

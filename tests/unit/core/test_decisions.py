@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from connector.adapters import keystore
@@ -292,3 +294,36 @@ def test_a_response_with_too_many_decisions_is_refused_whole() -> None:
     data = one[:start] + one[start:end] * 10_001 + one[end:]
     with pytest.raises(EnvelopeInvalid, match="10,001 decisions"):
         _parse(data)
+
+
+_FIELDS = ("ItemReference", "ItemId", "Code", "Reason", "ScreeningMethod")
+_CHILD_NAMESPACES = (None, "urn:ead-connector:customs-response:1", "urn:ead-connector:test:1")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    namespace=st.sampled_from(_CHILD_NAMESPACES[1:]),  # a Decision is always namespaced
+    children=st.lists(
+        st.tuples(
+            st.sampled_from(_CHILD_NAMESPACES),
+            st.sampled_from(_FIELDS),
+            st.none() | st.text(alphabet=" \t\nab\u00a0c", max_size=8),
+        ),
+        max_size=8,
+    ),
+    comment=st.booleans(),
+)
+def test_child_texts_reads_what_text_reads(
+    namespace: str, children: list[tuple[str | None, str, str | None]], comment: bool
+) -> None:
+    """The one-pass reader of a decision's fields gives, for every field, what a path
+    search for it gives: the first child of that name in the node's namespace, collapsed."""
+    node = etree.Element(f"{{{namespace}}}Decision")
+    if comment:
+        node.append(etree.Comment("not a field"))
+    for child_namespace, name, text in children:
+        child = etree.SubElement(node, f"{{{child_namespace}}}{name}" if child_namespace else name)
+        child.text = text
+    texts = decisions._child_texts(node)
+    for name in _FIELDS:
+        assert texts.get(name) == decisions._text(node, name), name
