@@ -203,7 +203,8 @@ def parse_customs_response(
         )
     if not schema.validate(root):
         faulty = _faulty_decisions(root, schema)
-    issued_at = read_datetime(_text(root, "IssuedAt") or "", "IssuedAt")
+    envelope = _child_texts(root)
+    issued_at = read_datetime(envelope.get("IssuedAt", ""), "IssuedAt")
     if issued_at.utcoffset() is None:
         raise EnvelopeInvalid("customs response IssuedAt must carry a time zone")
     fields = [_child_texts(node) for node in decision_nodes]
@@ -248,9 +249,9 @@ def parse_customs_response(
         decisions.append(decision)
         indexes.append(index)
     return CustomsResponse(
-        response_id=_text(root, "ResponseId") or "",
-        destination=_text(root, "Destination") or "",
-        declaration_batch_id=_text(root, "DeclarationBatchId"),
+        response_id=envelope.get("ResponseId", ""),
+        destination=envelope.get("Destination", ""),
+        declaration_batch_id=envelope.get("DeclarationBatchId"),
         issued_at=issued_at,
         decisions=tuple(decisions),
         problems=tuple(problems),
@@ -313,8 +314,9 @@ def _decision(texts: dict[str, str]) -> Decision:
 
 
 def _child_texts(node: etree._Element) -> dict[str, str]:
-    """The texts of ``node``'s child elements in its namespace, by local name, collapsed as
-    :func:`_text` does; the first child of a name counts, as for ``findtext``.
+    """The texts of ``node``'s child elements in its namespace, by local name, with white
+    space collapsed as by the schema's ``xs:token``; the first child of a name counts, as
+    for ``findtext``.
 
     One pass over the children instead of one path search per field (a response holds up
     to :data:`MAX_DECISIONS` decisions of up to nine fields).
@@ -330,13 +332,6 @@ def _child_texts(node: etree._Element) -> dict[str, str]:
             text = child.text
             texts[name] = _SPACES.sub(" ", text).strip() if text else ""
     return texts
-
-
-def _text(node: etree._Element, name: str) -> str | None:
-    """The child's text with white space collapsed as by the schema's ``xs:token``."""
-    namespace = etree.QName(node).namespace
-    text = node.findtext(f"{{{namespace}}}{name}")
-    return _SPACES.sub(" ", text).strip() if text is not None else None
 
 
 def read_datetime(text: str, what: str) -> datetime:
