@@ -221,8 +221,9 @@ def sign(xml: bytes | etree._Element, key: SigningKey) -> bytes:
     _check_signable(root)
     if DS_NS in root.nsmap.values():
         # The document binds the XML-DSig namespace itself: an attached template would take
-        # the document's prefix for it and no longer be what was signed.
-        signed = _signer(key).sign(copy.deepcopy(root), key=key.private_key, cert=[key.certificate])
+        # the document's prefix for it and no longer be what was signed. signxml signs a
+        # copy of its own, so ``root`` stays as it came.
+        signed = _signer(key).sign(root, key=key.private_key, cert=[key.certificate])
         return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
     signature = _signature_of(root, key)
     root.append(signature)  # after the digest was taken, as the enveloped transform implies
